@@ -1,0 +1,147 @@
+"""``nectargan visdom serve|start|stop|status|install-assets``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from nectargan.visualizer.visdom import server
+from nectargan.visualizer.visdom.assets import AssetInstallError, install_assets
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    visdom = subparsers.add_parser("visdom", help="run and manage the Visdom dashboard server")
+    sub = visdom.add_subparsers(dest="visdom_command", metavar="ACTION", required=True)
+
+    for name, func, helptext in (
+        ("serve", cmd_serve, "run a server in the foreground (Ctrl-C stops it)"),
+        ("start", cmd_start, "start a server in the background and wait until it answers"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _add_server_options(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("stop", help="stop the background server started on a port")
+    p.add_argument("--port", type=int, default=server.DEFAULT_PORT)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("status", help="is a server running? pid, port, url, env dir, assets")
+    p.add_argument("--port", type=int, default=server.DEFAULT_PORT)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "install-assets", help="fetch the dashboard's web assets from the npm registry"
+    )
+    p.add_argument("--force", action="store_true", help="re-fetch even when everything is present")
+    p.set_defaults(func=cmd_install_assets)
+
+
+def _add_server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=server.DEFAULT_PORT, help="default: %(default)s")
+    p.add_argument(
+        "--host",
+        default=server.DEFAULT_HOST,
+        help="address to bind (default: %(default)s, this machine only); any other address "
+        "needs --login or --insecure",
+    )
+    p.add_argument(
+        "--env-dir",
+        type=Path,
+        default=None,
+        help=f"where envs are persisted (default: {server.default_env_dir()})",
+    )
+    p.add_argument(
+        "--login", action="store_true", help="require Visdom's login (VISDOM_USERNAME/PASSWORD)"
+    )
+    p.add_argument("--insecure", action="store_true", help="allow an open bind without login")
+
+
+def _options(args: argparse.Namespace) -> server.ServerOptions:
+    opts = server.ServerOptions(
+        port=args.port,
+        host=args.host,
+        env_dir=args.env_dir or server.default_env_dir(),
+        login=args.login,
+        insecure=args.insecure,
+    )
+    warning = opts.exposure_warning()
+    if warning:
+        print(warning, file=sys.stderr)
+    return opts
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        opts = _options(args)
+    except (server.ServerError, ValueError) as exc:
+        return _fail(str(exc))
+    if server.probe(opts.host, opts.port) != "free":
+        return _fail(f"port {opts.port} is already in use")
+    from nectargan.visualizer.visdom import _serve
+
+    argv = opts.command()[3:]  # drop "python -m module"
+    _serve.main(argv)
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    try:
+        opts = _options(args)
+        record, started = server.start(opts)
+    except (server.ServerError, ValueError) as exc:
+        return _fail(str(exc))
+    if not started:
+        print(f"A Visdom server already answers on port {opts.port}; reusing it: {record.url}")
+        return 0
+    if not server.assets_present():
+        print(server.MISSING_ASSETS_LINE, file=sys.stderr)
+    print(
+        f"Visdom server started (pid {record.pid}, envs in {record.env_dir}, log {record.log_file})"
+    )
+    print(record.url)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    if server.stop(args.port):
+        print(f"Visdom server on port {args.port} stopped")
+        return 0
+    print(f"no Visdom server started by nectargan is running on port {args.port}")
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = server.status(args.port)
+    if args.json:
+        print(json.dumps(asdict(st), indent=2))
+    else:
+        state = "running" if st.running else "not running"
+        if st.answering == "other":
+            state = "port taken by something that is not Visdom"
+        print(f"Visdom server: {state}")
+        print(f"  port:    {st.port}")
+        print(f"  url:     {st.url}")
+        print(f"  pid:     {st.pid if st.pid is not None else '-'}")
+        print(f"  env dir: {st.env_dir or '-'}")
+        print(f"  log:     {st.log_file or '-'}")
+        print(
+            f"  assets:  {'installed' if st.assets_installed else 'MISSING (nectargan visdom install-assets)'}"
+        )
+    return 0 if st.running else 3
+
+
+def cmd_install_assets(args: argparse.Namespace) -> int:
+    try:
+        install_assets(force=args.force)
+    except AssetInstallError as exc:
+        return _fail(str(exc))
+    return 0

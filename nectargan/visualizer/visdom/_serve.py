@@ -1,0 +1,72 @@
+"""Foreground Visdom server process, launched by ``nectargan visdom serve/start``.
+
+Unlike ``python -m visdom.server`` it never downloads anything (it skips
+Visdom's CDN step entirely) and binds exactly the address it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from nectargan.visualizer.visdom.assets import assets_present
+from nectargan.visualizer.visdom.server import MISSING_ASSETS_LINE
+
+
+def _login_credential() -> dict[str, str]:
+    """Visdom's login, from environment variables only (a detached server has no terminal)."""
+    from visdom.server.defaults import DEFAULT_ENV_PATH
+    from visdom.utils.server_utils import hash_password
+
+    username = os.environ.get("VISDOM_USERNAME")
+    password = os.environ.get("VISDOM_PASSWORD")
+    if not (username and password):
+        sys.exit("--login needs VISDOM_USERNAME and VISDOM_PASSWORD in the environment")
+    cookie_path = os.path.join(DEFAULT_ENV_PATH, "COOKIE_SECRET")
+    if not os.path.isfile(cookie_path):
+        cookie = os.environ.get("VISDOM_COOKIE")
+        if not cookie:
+            sys.exit("--login needs VISDOM_COOKIE (a secret string) the first time it is used")
+        os.makedirs(DEFAULT_ENV_PATH, exist_ok=True)
+        with open(cookie_path, "w") as fh:
+            fh.write(cookie)
+    return {"username": username, "password": hash_password(hash_password(password))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="nectargan-visdom-server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--env-dir", required=True)
+    parser.add_argument("--login", action="store_true")
+    args = parser.parse_args(argv)
+
+    from tornado import ioloop
+    from visdom.server.app import Application
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not assets_present():
+        print(MISSING_ASSETS_LINE, flush=True)
+    credential = _login_credential() if args.login else None
+    env_dir = os.path.join(os.path.abspath(args.env_dir), "")
+    os.makedirs(env_dir, exist_ok=True)
+    app = Application(port=args.port, env_path=env_dir, user_credential=credential)
+    app.listen(args.port, address=args.host, max_buffer_size=1024**3)
+    loop = ioloop.IOLoop.current()
+
+    def _shutdown(signum, frame):  # noqa: ARG001 - signal handler signature
+        loop.add_callback_from_signal(loop.stop)
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    print(
+        f"Visdom server listening on http://{args.host}:{args.port} (envs in {env_dir})", flush=True
+    )
+    loop.start()
+
+
+if __name__ == "__main__":
+    main()

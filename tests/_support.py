@@ -1,0 +1,115 @@
+"""Shared test helpers: real Visdom servers on free loopback ports, polling with deadlines."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nectargan.visualizer.visdom import server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+):
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or predicate}: last={last!r}"
+    )
+
+
+class TestServer:
+    """A real Visdom server process on 127.0.0.1 with its own env dir."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, env_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env_dir = Path(env_dir)
+        self.log_path = self.env_dir.parent / f"visdom-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def options(self) -> server.ServerOptions:
+        return server.ServerOptions(port=self.port, host="127.0.0.1", env_dir=self.env_dir)
+
+    def start(self, timeout: float = 30.0) -> TestServer:
+        self.proc = server.spawn(self.options, self.log_path)
+        if not server.wait_until_answering(self.options, timeout, pid=self.proc.pid):
+            self.kill()
+            raise RuntimeError(
+                f"test Visdom server did not start: {self.log_path.read_text()[-2000:]}"
+            )
+        return self
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), as a crashed server would go away."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        wait_for(
+            lambda: server.probe("127.0.0.1", self.port, timeout=0.2) == "free",
+            10,
+            what="port freed",
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def client(self, env: str = "main"):
+        import visdom
+
+        return visdom.Visdom(
+            server="http://127.0.0.1",
+            port=self.port,
+            env=env,
+            use_incoming_socket=False,
+            raise_exceptions=True,
+        )
+
+    def window(self, win: str, env: str) -> dict | None:
+        """What the server holds for a window, decoded; None when it does not exist."""
+        raw = self.client(env).get_window_data(win, env=env)
+        if not raw:
+            return None
+        data = json.loads(raw)
+        return data or None
+
+    def line_series(self, win: str, env: str) -> dict[str, tuple[list, list]]:
+        """``{trace name: (xs, ys)}`` of a line window."""
+        data = self.window(win, env)
+        if data is None:
+            return {}
+        out: dict[str, tuple[list, list]] = {}
+        for trace in data["content"]["data"]:
+            xs, ys = out.setdefault(trace.get("name", ""), ([], []))
+            xs.extend(trace.get("x", []))
+            ys.extend(trace.get("y", []))
+        return out

@@ -1,0 +1,43 @@
+"""Fixtures every test module can use: a real Visdom server and private ones."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from _support import TestServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_home(tmp_path_factory):
+    """Pid files, logs and envs of managed servers go to a temp dir, never the user's."""
+    home = tmp_path_factory.mktemp("nectargan-home")
+    old = os.environ.get("NECTARGAN_HOME")
+    os.environ["NECTARGAN_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("NECTARGAN_HOME", None)
+    else:
+        os.environ["NECTARGAN_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def visdom_server(tmp_path_factory):
+    """One real Visdom server on a free loopback port, shared by the session."""
+    srv = TestServer(tmp_path_factory.mktemp("visdom") / "envs").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def private_visdom_server(tmp_path):
+    """A server of the test's own, for tests that kill or restart it."""
+    srv = TestServer(tmp_path / "envs").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def env_name(request) -> str:
+    """A Visdom env name unique to the test, so tests sharing a server never collide."""
+    return "t_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:60]

@@ -1,0 +1,164 @@
+"""The managed server: start/stop/status, binding, refusals, missing assets."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _support import free_port, wait_for
+
+from nectargan.visualizer.visdom import server
+
+
+def nectargan(
+    *args: str, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nectargan", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def non_loopback_addresses() -> list[str]:
+    """IPv4 addresses of this host other than 127.x (may be empty in a bare sandbox)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return [a for a in out if ":" not in a and not a.startswith("127.")]
+
+
+@pytest.fixture
+def port():
+    p = free_port()
+    yield p
+    nectargan("visdom", "stop", "--port", str(p))
+
+
+def test_start_status_stop_cycle(port, tmp_path):
+    env_dir = tmp_path / "envs"
+    res = nectargan("visdom", "start", "--port", str(port), "--env-dir", str(env_dir))
+    assert res.returncode == 0, res.stderr
+    assert f"http://127.0.0.1:{port}" in res.stdout
+    assert server.probe("127.0.0.1", port) == "visdom"
+
+    status = nectargan("visdom", "status", "--port", str(port), "--json")
+    assert status.returncode == 0
+    info = json.loads(status.stdout)
+    assert info["running"] is True
+    assert info["port"] == port
+    assert info["env_dir"] == str(env_dir.resolve())
+    assert info["pid"] > 0
+    assert info["assets_installed"] is True
+
+    again = nectargan("visdom", "start", "--port", str(port))
+    assert again.returncode == 0
+    assert "reusing" in again.stdout
+
+    stop = nectargan("visdom", "stop", "--port", str(port))
+    assert stop.returncode == 0, stop.stdout
+    wait_for(lambda: server.probe("127.0.0.1", port, timeout=0.2) == "free", 10, what="server gone")
+    wait_for(lambda: not server.pid_alive(info["pid"]), 10, what="process gone")
+    status = nectargan("visdom", "status", "--port", str(port))
+    assert status.returncode == 3
+    assert "not running" in status.stdout
+
+
+def test_background_server_is_detached_with_log_file(port, tmp_path):
+    res = nectargan("visdom", "start", "--port", str(port), "--env-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    record = server.read_record(port)
+    assert record is not None
+    # Own session (Ctrl-C in the starting terminal does not reach it), output to a file.
+    assert os.getsid(record.pid) == record.pid
+    stdout_target = os.readlink(f"/proc/{record.pid}/fd/1")
+    assert stdout_target == record.log_file
+    assert "listening" in Path(record.log_file).read_text()
+
+
+def test_default_bind_is_loopback_only(port, tmp_path):
+    assert (
+        nectargan("visdom", "start", "--port", str(port), "--env-dir", str(tmp_path)).returncode
+        == 0
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True)
+    if listening.returncode == 0 and listening.stdout.strip():
+        local_addrs = [line.split()[3] for line in listening.stdout.strip().splitlines()]
+        assert local_addrs == [f"127.0.0.1:{port}"], local_addrs
+    for addr in non_loopback_addresses():
+        with pytest.raises(OSError), socket.create_connection((addr, port), timeout=2):
+            pass
+
+
+def test_open_bind_refused_without_login_or_insecure(port):
+    res = nectargan("visdom", "start", "--port", str(port), "--host", "0.0.0.0")
+    assert res.returncode == 2
+    assert "--login" in res.stderr and "--insecure" in res.stderr
+    assert server.probe("127.0.0.1", port) == "free"
+
+
+def test_open_bind_with_insecure_warns_and_listens_everywhere(port, tmp_path):
+    res = nectargan(
+        "visdom",
+        "start",
+        "--port",
+        str(port),
+        "--host",
+        "0.0.0.0",
+        "--insecure",
+        "--env-dir",
+        str(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "warning" in res.stderr and "WITHOUT any login" in res.stderr
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True)
+    if listening.returncode == 0 and listening.stdout.strip():
+        assert f"0.0.0.0:{port}" in listening.stdout
+
+
+def test_port_taken_by_something_else_is_a_clear_error(port):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        res = nectargan("visdom", "start", "--port", str(port))
+    assert res.returncode == 2
+    assert f"port {port}" in res.stderr and "not a Visdom server" in res.stderr
+
+
+def test_bad_port_is_named():
+    res = nectargan("visdom", "start", "--port", "70000")
+    assert res.returncode == 2
+    assert "70000" in res.stderr
+
+
+def test_server_starts_without_assets_and_says_how_to_install(tmp_path):
+    """With visdom's static dir hidden, the API still answers and one line says what to do."""
+    port = free_port()
+    # A sitecustomize that points the assets check at an empty static dir.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import nectargan.visualizer.visdom.assets as a, pathlib\n"
+        f"a.visdom_static_dir = lambda: pathlib.Path({str(tmp_path / 'empty')!r})\n"
+    )
+    env = {"PYTHONPATH": os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")])}
+    try:
+        res = nectargan(
+            "visdom", "start", "--port", str(port), "--env-dir", str(tmp_path / "e"), env=env
+        )
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.count("nectargan visdom install-assets") == 1
+        assert "cannot render" in res.stderr
+        assert server.probe("127.0.0.1", port) == "visdom"
+        log = Path(server.read_record(port).log_file).read_text()
+        assert "cannot render" in log
+    finally:
+        nectargan("visdom", "stop", "--port", str(port))
