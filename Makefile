@@ -5,7 +5,8 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 # The CPU wheel that lies on this machine's disk; users may install any torch in range.
-TORCH_PIN ?= torch==2.13.0
+TORCH_VERSION ?= 2.13.0
+TORCH_PIN := torch==$(TORCH_VERSION)
 STAMP   := $(VENV)/.nectargan-installed
 
 .PHONY: setup demo test lint bench clean-venv
@@ -13,19 +14,22 @@ STAMP   := $(VENV)/.nectargan-installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile scripts/build-constraints.txt
+	command -v npm >/dev/null 2>&1 || scripts/install-system-deps.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -U pip
 	$(PIP) install -q "$(TORCH_PIN)"
 	PIP_BUILD_CONSTRAINT=$(CURDIR)/scripts/build-constraints.txt \
 		$(PIP) install -q -e ".[test]"
 	$(VENV)/bin/nectargan visdom install-assets
+	$(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__"
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/nectargan demo
+	$(VENV)/bin/nectargan visdom start
 
 test: setup
-	$(PY) -m pytest -q
+	scripts/install-system-deps.sh
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check nectargan tests bench
