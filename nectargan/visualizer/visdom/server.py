@@ -9,6 +9,7 @@ per port, so ``status`` and ``stop`` work from any later process.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -279,10 +280,8 @@ def _terminate(pid: int, grace_s: float) -> None:
     while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
     if pid_alive(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def stop(port: int = DEFAULT_PORT, grace_s: float = 10.0) -> bool:
