@@ -1,0 +1,88 @@
+"""Reading and writing images, and converting between PIL images and [-1, 1] tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+SPLITS = ("train", "val", "test")
+# Transparent pixels have undefined colour, so alpha is flattened onto this.
+ALPHA_BACKGROUND = (255, 255, 255)
+
+
+class ImageReadError(OSError):
+    """A file that looks like an image (by extension) could not be decoded."""
+
+
+def is_image_file(path: Path) -> bool:
+    """Images by extension; dot-files are skipped (e.g. macOS '._x.png' resource forks)."""
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    )
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name so order is reproducible."""
+    return sorted((p for p in Path(folder).iterdir() if is_image_file(p)), key=lambda p: p.name)
+
+
+def check_channels(channels: int) -> str:
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels {channels!r} is not supported; expected one of 1, 3, 4")
+    return CHANNEL_MODES[channels]
+
+
+def convert_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL mode (L, P, RGBA, I;16, CMYK...) to 1, 3 or 4 channels."""
+    mode = check_channels(channels)
+    if img.mode == mode:
+        return img
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    if has_alpha and mode != "RGBA":
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        img = Image.alpha_composite(flat, rgba)
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        # 16-bit / float greyscale: scale to 8 bits rather than letting PIL clip.
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I") and arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    return img.convert(mode)
+
+
+def load_image(path: Path, channels: int = 3) -> Image.Image:
+    """Fully decode ``path``; any decoding failure becomes an ImageReadError naming the file."""
+    check_channels(channels)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return convert_mode(img, channels)
+    except Exception as exc:  # PIL raises many types for broken files
+        raise ImageReadError(f"cannot read image file '{path}': {exc}") from exc
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image -> float32 (C, H, W) tensor in [-1, 1]."""
+    arr = np.asarray(img, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).div_(127.5).sub_(1.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor in [-1, 1] -> (H, W, C) uint8 array, e.g. for saving or display."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).numpy()
+
+
+def side_by_side(a: Image.Image, b: Image.Image) -> Image.Image:
+    """Join A (left) and B (right) into one image, the pix2pix storage layout."""
+    out = Image.new(a.mode, (a.width + b.width, max(a.height, b.height)))
+    out.paste(a, (0, 0))
+    out.paste(b.convert(a.mode), (a.width, 0))
+    return out

@@ -1,0 +1,29 @@
+"""One place that turns a norm name into a layer, so both models accept the same names."""
+
+from __future__ import annotations
+
+from torch import nn
+
+NORMS = ("batch", "instance", "none")
+
+
+def check_norm(norm: str) -> str:
+    """Reject unknown norm names early, before any layer is built."""
+    if norm not in NORMS:
+        raise ValueError(f"norm {norm!r} is not supported; expected one of {', '.join(NORMS)}")
+    return norm
+
+
+def make_norm(norm: str | None, channels: int) -> nn.Module:
+    """Build the norm layer; ``None`` or 'none' gives an identity (used where maps may be 1x1)."""
+    if norm is None or check_norm(norm) == "none":
+        return nn.Identity()
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    # affine=True so instance norm has the same learnable scale/shift as batch norm.
+    return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+
+
+def has_norm(norm: str | None) -> bool:
+    """Whether a conv followed by this norm can drop its bias (the norm re-centres anyway)."""
+    return norm is not None and norm != "none"

@@ -1,0 +1,167 @@
+"""`data pair` and `data split`: joining A/B folders and splitting by ratio."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from nectargan.cli.data_cmd import register
+from nectargan.dataset import pair_folders, split_dataset
+from nectargan.dataset.tools import split_counts
+
+
+def save(path: Path, value: int, size: tuple[int, int] = (8, 6), mode: str = "RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value if mode == "L" else (value,) * 3).save(path)
+    return path
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="nectargan")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_pair_matches_by_name_and_joins_side_by_side(tmp_path: Path) -> None:
+    save(tmp_path / "A" / "x.png", 10)
+    save(tmp_path / "A" / "y.jpg", 20)
+    save(tmp_path / "B" / "x.png", 200)
+    save(tmp_path / "B" / "y.png", 220, mode="L")
+    (tmp_path / "B" / "readme.txt").write_text("ignored")
+    assert pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out") == {".": 2}
+    assert names(tmp_path / "out") == ["x.png", "y.png"]
+    arr = np.asarray(Image.open(tmp_path / "out" / "x.png"))
+    assert arr.shape == (6, 16, 3)
+    assert (arr[:, :8] == 10).all() and (arr[:, 8:] == 200).all()
+
+
+def test_pair_lists_unmatched_names(tmp_path: Path) -> None:
+    save(tmp_path / "A" / "a1.png", 0)
+    save(tmp_path / "A" / "both.png", 0)
+    save(tmp_path / "B" / "both.png", 0)
+    save(tmp_path / "B" / "b1.png", 0)
+    save(tmp_path / "B" / "b2.png", 0)
+    with pytest.raises(ValueError, match=r"(?s)only in A \(1\): a1.*only in B \(2\): b1, b2"):
+        pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_pair_size_mismatch_needs_resize(tmp_path: Path) -> None:
+    save(tmp_path / "A" / "p.png", 0, size=(8, 8))
+    save(tmp_path / "B" / "p.png", 255, size=(4, 4))
+    with pytest.raises(ValueError, match=r"is 8x8 but .*p\.png' is 4x4.*resize"):
+        pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out")
+    pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out2", resize=True)
+    assert Image.open(tmp_path / "out2" / "p.png").size == (16, 8)
+
+
+def test_pair_mirrors_split_subfolders(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        for side in "AB":
+            save(tmp_path / side / split / f"{split}1.png", 50)
+    counts = pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out")
+    assert counts == {"train": 1, "test": 1}
+    assert names(tmp_path / "out" / "train") == ["train1.png"]
+    (tmp_path / "B" / "val").mkdir()
+    with pytest.raises(ValueError, match=r"split folders \['train', 'test'\].*must match"):
+        pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out3")
+
+
+def test_pair_errors_for_missing_folder_and_duplicate_names(tmp_path: Path) -> None:
+    save(tmp_path / "A" / "d.png", 0)
+    save(tmp_path / "A" / "d.jpg", 0)
+    save(tmp_path / "B" / "d.png", 0)
+    with pytest.raises(FileNotFoundError, match="B folder '.*nope' is not a directory"):
+        pair_folders(tmp_path / "A", tmp_path / "nope", tmp_path / "out")
+    with pytest.raises(ValueError, match="two images named 'd'"):
+        pair_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out")
+
+
+@pytest.fixture
+def flat(tmp_path: Path) -> Path:
+    for i in range(20):
+        save(tmp_path / "src" / f"{i:02d}.png", i)
+    (tmp_path / "src" / "notes.md").write_text("skip me")
+    return tmp_path / "src"
+
+
+def test_split_by_ratio_is_reproducible(flat: Path, tmp_path: Path) -> None:
+    counts = split_dataset(flat, tmp_path / "o1", ratios=(0.6, 0.2, 0.2), seed=5)
+    assert counts == {"train": 12, "val": 4, "test": 4}
+    split_dataset(flat, tmp_path / "o2", ratios=(0.6, 0.2, 0.2), seed=5)
+    split_dataset(flat, tmp_path / "o3", ratios=(0.6, 0.2, 0.2), seed=6)
+    assert names(tmp_path / "o1" / "val") == names(tmp_path / "o2" / "val")
+    assert names(tmp_path / "o1" / "val") != names(tmp_path / "o3" / "val")
+    every = sum((names(tmp_path / "o1" / s) for s in ("train", "val", "test")), [])
+    assert sorted(every) == [f"{i:02d}.png" for i in range(20)]
+
+
+def test_split_errors(flat: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must sum to 1"):
+        split_dataset(flat, tmp_path / "o", ratios=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="must differ from the source"):
+        split_dataset(flat, flat)
+    split_dataset(flat, tmp_path / "o")
+    with pytest.raises(FileExistsError, match="already holds images"):
+        split_dataset(flat, tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        split_dataset(tmp_path / "empty", tmp_path / "o4")
+
+
+@given(st.integers(0, 500), st.integers(0, 10), st.integers(0, 10), st.integers(0, 10))
+def test_split_counts_add_up_and_follow_ratios(n: int, a: int, b: int, c: int) -> None:
+    total = a + b + c
+    if total == 0:
+        return
+    ratios = (a / total, b / total, c / total)
+    counts = split_counts(n, ratios)
+    assert sum(counts) == n
+    assert all(abs(k - n * r) < 1 for k, r in zip(counts, ratios, strict=True))
+
+
+def test_cli_pair_then_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(10):
+        save(tmp_path / "A" / f"{i}.png", 0)
+        save(tmp_path / "B" / f"{i}.png", 255)
+    assert (
+        run_cli("data", "pair", str(tmp_path / "A"), str(tmp_path / "B"), str(tmp_path / "p")) == 0
+    )
+    assert "paired 10 images" in capsys.readouterr().out
+    rc = run_cli(
+        "data",
+        "split",
+        str(tmp_path / "p"),
+        str(tmp_path / "s"),
+        "--ratios",
+        "0.8",
+        "0.1",
+        "0.1",
+        "--seed",
+        "3",
+    )
+    assert rc == 0
+    assert [len(names(tmp_path / "s" / k)) for k in ("train", "val", "test")] == [8, 1, 1]
+
+
+def test_cli_reports_errors_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save(tmp_path / "A" / "only_a.png", 0)
+    (tmp_path / "B").mkdir()
+    assert (
+        run_cli("data", "pair", str(tmp_path / "A"), str(tmp_path / "B"), str(tmp_path / "o")) == 2
+    )
+    err = capsys.readouterr().err
+    assert "nectargan data pair: error:" in err and "only_a" in err
