@@ -1,0 +1,164 @@
+"""The Pix2pix objective as a loss spec for ``LossManager.init_from_spec``.
+
+``pix2pix(config, subspec)`` returns ``{name: RegisteredLoss}``:
+
+* ``basic``: G_GAN, G_L1 (tag ``'G'``); D_real, D_fake (tag ``'D'``).
+* ``extended``: basic + G_L2 (MSE), G_SOBEL, G_LAP (edge/structure losses).
+* ``basic+vgg`` / ``extended+vgg``: the above + G_VGG (perceptual; needs
+  ``vgg_weights``).
+
+How the trainer calls them (``x`` = prediction, ``y`` = target)::
+
+    compute_loss_xy("G_GAN", d_fake_logits, torch.ones_like(d_fake_logits), epoch)
+    compute_loss_xy("G_L1", y_fake, y, epoch)        # likewise G_L2, G_SOBEL, G_LAP, G_VGG
+    compute_loss_xy("D_real", d_real_logits, torch.ones_like(d_real_logits), epoch)
+    compute_loss_xy("D_fake", d_fake_logits_detached, torch.zeros_like(...), epoch)
+
+G_GAN, D_real and D_fake are BCE-with-logits on the discriminator's raw
+patch logits. The generator objective is the sum of the G terms, the
+discriminator objective the sum of the D terms.
+
+Config keys (a plain mapping; missing keys take these defaults):
+
+* ``lambda_gan`` (1.0): G_GAN weight.
+* ``lambda_l1`` (100.0): G_L1 weight, as in the pix2pix paper.
+* ``lambda_l2`` (1.0), ``lambda_sobel`` (1.0), ``lambda_laplacian`` (1.0):
+  extended-only weights.
+* ``lambda_vgg`` (10.0): G_VGG weight (``+vgg`` only).
+* ``lambda_d`` (0.5): weight of D_real and of D_fake; 0.5 makes their sum the
+  pix2pix ``(D_real + D_fake) / 2``, which slows D relative to G.
+* ``vgg_weights`` (None): path to a local VGG19 state_dict; required by ``+vgg``.
+* ``vgg_layers`` (None): VGG19 layer names for G_VGG, default relu1_1..relu5_1.
+* ``schedules`` ({}): ``{loss name: Schedule or Schedule config dict}``; a
+  scheduled loss uses ``schedule(epoch)`` instead of its lambda.
+
+Other keys are ignored (the section may hold unrelated settings), except
+unknown ``lambda_*`` keys, which are almost certainly typos and are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nectargan.losses.loss_manager import RegisteredLoss
+from nectargan.losses.losses import (
+    DEFAULT_VGG_LAYERS,
+    LaplacianLoss,
+    SobelLoss,
+    VGGPerceptualLoss,
+    bce_with_logits_loss,
+    l1_loss,
+    mse_loss,
+)
+from nectargan.scheduling.schedule import Schedule
+
+SUBSPECS: tuple[str, ...] = ("basic", "extended", "basic+vgg", "extended+vgg")
+DEFAULTS: dict[str, Any] = {
+    "lambda_gan": 1.0,
+    "lambda_l1": 100.0,
+    "lambda_l2": 1.0,
+    "lambda_sobel": 1.0,
+    "lambda_laplacian": 1.0,
+    "lambda_vgg": 10.0,
+    "lambda_d": 0.5,
+    "vgg_weights": None,
+    "vgg_layers": None,
+    "schedules": {},
+}
+
+
+def pix2pix(
+    config: Mapping[str, Any] | None = None, subspec: str = "basic"
+) -> dict[str, RegisteredLoss]:
+    """Build the losses of ``subspec``; fails now (not mid-training) on any bad setting."""
+    if subspec not in SUBSPECS:
+        raise ValueError(f"unknown pix2pix loss subspec {subspec!r}; valid: {list(SUBSPECS)}")
+    cfg = _resolve(config)
+    base, _, extra = subspec.partition("+")
+    terms: dict[str, tuple[Any, float, str]] = {
+        "G_GAN": (bce_with_logits_loss, cfg["lambda_gan"], "G"),
+        "G_L1": (l1_loss, cfg["lambda_l1"], "G"),
+    }
+    if base == "extended":
+        terms["G_L2"] = (mse_loss, cfg["lambda_l2"], "G")
+        terms["G_SOBEL"] = (SobelLoss(), cfg["lambda_sobel"], "G")
+        terms["G_LAP"] = (LaplacianLoss(), cfg["lambda_laplacian"], "G")
+    if extra == "vgg":
+        terms["G_VGG"] = (_vgg_loss(cfg, subspec), cfg["lambda_vgg"], "G")
+    terms["D_real"] = (bce_with_logits_loss, cfg["lambda_d"], "D")
+    terms["D_fake"] = (bce_with_logits_loss, cfg["lambda_d"], "D")
+    schedules = _schedules(cfg["schedules"], terms)
+    return {
+        name: RegisteredLoss(function=fn, weight=weight, schedule=schedules.get(name), tags=(tag,))
+        for name, (fn, weight, tag) in terms.items()
+    }
+
+
+def _resolve(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults overlaid with ``config``; every lambda checked to be a number >= 0."""
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise TypeError(f"pix2pix loss config must be a mapping, got {config!r}")
+    typos = sorted(k for k in config if str(k).startswith("lambda_") and k not in DEFAULTS)
+    if typos:
+        valid = [k for k in DEFAULTS if k.startswith("lambda_")]
+        raise ValueError(f"unknown loss config keys {typos}; valid lambdas: {valid}")
+    cfg = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
+    for key in DEFAULTS:
+        if key.startswith("lambda_"):
+            cfg[key] = _check_lambda(key, cfg[key])
+    return cfg
+
+
+def _check_lambda(key: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"loss config {key!r} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _vgg_loss(cfg: dict[str, Any], subspec: str) -> VGGPerceptualLoss:
+    """Load the perceptual loss now, so a missing weights file stops the run at start-up."""
+    path = cfg["vgg_weights"]
+    if not path:
+        raise ValueError(
+            f"loss subspec {subspec!r} needs pretrained VGG19 weights, which cannot be downloaded "
+            "at run time: set the loss config key 'vgg_weights' to a local VGG19 state_dict file "
+            "(e.g. torchvision's vgg19-dcbb9e9d.pth), or use a subspec without '+vgg'"
+        )
+    if not isinstance(path, str | Path):
+        raise TypeError(f"loss config 'vgg_weights' must be a file path, got {path!r}")
+    layers = cfg["vgg_layers"] or DEFAULT_VGG_LAYERS
+    if isinstance(layers, str) or not all(isinstance(x, str) for x in layers):
+        raise ValueError(f"loss config 'vgg_layers' must be a list of layer names, got {layers!r}")
+    return VGGPerceptualLoss(path, layers=list(layers))
+
+
+def _schedules(raw: object, terms: Mapping[str, Any]) -> dict[str, Schedule]:
+    """Turn ``{name: Schedule | dict}`` into Schedules, refusing names this subspec lacks."""
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"loss config 'schedules' must map loss names to schedules, got {raw!r}")
+    unknown = sorted(set(raw) - set(terms))
+    if unknown:
+        raise ValueError(
+            f"loss config 'schedules' names unknown losses {unknown}; losses: {list(terms)}"
+        )
+    return {name: _as_schedule(name, value) for name, value in raw.items()}
+
+
+def _as_schedule(name: str, value: object) -> Schedule:
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, Mapping):
+        return Schedule.from_dict(dict(value))
+    raise TypeError(
+        f"schedule for loss {name!r} must be a Schedule or a dict of its arguments, got {value!r}"
+    )
