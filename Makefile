@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile scripts/build-constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/nectargan visdom start
+	$(VENV)/bin/nectargan demo
 
 test: setup
 	scripts/install-system-deps.sh

@@ -1,0 +1,332 @@
+"""``nectargan train``, ``nectargan test`` and ``nectargan demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nectargan.utils.progress import ProgressBar, format_duration
+
+PACKAGED_CONFIGS = ("demo",)
+DEMO_ENV = "nectargan_demo"
+
+
+# -- config from the command line -------------------------------------------------------
+
+
+def packaged_config_path(name: str) -> Path:
+    return Path(str(resources.files("nectargan.config").joinpath(f"{name}.json")))
+
+
+def _config_source(value: str | None) -> Any:
+    """A path, or the name of a packaged config (``demo``) when no such file exists."""
+    if value is None:
+        return None
+    if not Path(value).exists() and value in PACKAGED_CONFIGS:
+        return packaged_config_path(value)
+    return value
+
+
+def _parse_set(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true, null), else text."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(
+            f"--set expects KEY=VALUE (e.g. train.generator.features=16), got {item!r}"
+        )
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+FLAG_KEYS = {
+    "epochs": "train.epochs",
+    "epochs_decay": "train.epochs_decay",
+    "dataroot": "dataloader.dataroot",
+    "output": "common.output_directory",
+    "name": "common.experiment_name",
+    "batch_size": "dataloader.batch_size",
+    "device": "common.device",
+    "precision": "train.mixed_precision",
+    "visdom": "visualizer.visdom.enable",
+    "port": "visualizer.visdom.port",
+    "env": "visualizer.visdom.env_name",
+}
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted config overrides from the flags that were given (None = not given)."""
+    out = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()}
+    out = {key: value for key, value in out.items() if value is not None}
+    if getattr(args, "resume", None):
+        out["train.resume.enable"] = True
+        out["train.resume.experiment_dir"] = str(args.resume)
+        out["train.resume.epoch"] = args.resume_epoch
+    out.update(_parse_set(item) for item in getattr(args, "set", None) or [])
+    return out
+
+
+def config_from_args(args: argparse.Namespace, default: Any = None) -> Any:
+    """The config file (or, resuming, the run's own config.json) plus flag overrides."""
+    from nectargan.config import Config
+
+    source = _config_source(args.config)
+    if source is None and getattr(args, "resume", None):
+        run_config = Path(args.resume) / "config.json"
+        source = run_config if run_config.is_file() else None
+    if source is None:
+        source = default
+    return Config.load(source).with_overrides(overrides_from_args(args))
+
+
+# -- shared pieces ----------------------------------------------------------------------
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input: one line on stderr, exit status 2, no traceback."""
+    from nectargan.config import ConfigError
+    from nectargan.trainers.checkpoint import CheckpointError
+
+    return (ConfigError, CheckpointError, ValueError, OSError)
+
+
+def _reporting_errors(
+    fn: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except _user_errors() as exc:
+            print(f"nectargan {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def describe_run(trainer: Any) -> None:
+    """What is about to happen and where to watch it."""
+    dl = trainer.config.dataloader
+    loader = trainer.train_loader
+    resumed = (
+        f" (resuming after epoch {trainer.epochs_completed})" if trainer.epochs_completed else ""
+    )
+    print(f"experiment: {trainer.experiment_dir}{resumed}")
+    print(
+        f"data: {dl.dataroot} ({len(loader.dataset)} training pairs, batch {dl.batch_size}, "
+        f"{len(loader)} iterations/epoch, {dl.crop_size}px)"
+    )
+    fmt = ", channels_last" if trainer.config.train.channels_last else ""
+    compiled = ", compiled" if trainer.config.train.compile else ""
+    print(f"device: {trainer.device}, precision {trainer.precision.name}{fmt}{compiled}")
+    if trainer.dashboard_url:
+        print(f"dashboard: {trainer.dashboard_url}")
+    else:
+        print("dashboard: off")
+    sys.stdout.flush()
+
+
+def run_training(trainer: Any, stream: Any = None) -> float:
+    """``trainer.fit()`` with a progress bar (it/s, ETA, losses as of the last display step).
+
+    Returns seconds spent. Interruptions propagate (the trainer has already
+    saved its state by then).
+    """
+    remaining = trainer.total_epochs - trainer.epochs_completed
+    bar = ProgressBar(remaining * len(trainer.train_loader), stream=stream)
+
+    def observe(t: Any, idx: int) -> None:
+        bar.update(1, t.last_losses or None, desc=f"epoch {t.current_epoch + 1}/{t.total_epochs}")
+
+    started = time.monotonic()
+    trainer.step_observers.append(observe)
+    try:
+        trainer.fit(after_epoch=lambda t: bar.write(t.epoch_summary()))
+    finally:
+        bar.close()
+        trainer.step_observers.remove(observe)
+    return time.monotonic() - started
+
+
+def print_metrics_table(rows: dict[str, dict[str, float]]) -> None:
+    """``{'trained': {'l1': ..}, 'untrained': {...}}`` as an aligned table."""
+    names = {"l1": "L1 (lower is better)", "psnr": "PSNR dB (higher)", "ssim": "SSIM (higher)"}
+    header = f"{'metric':<22}" + "".join(f"{col:>12}" for col in rows)
+    print(header)
+    for key, label in names.items():
+        print(f"{label:<22}" + "".join(f"{vals[key]:>12.4f}" for vals in rows.values()))
+
+
+# -- train --------------------------------------------------------------------------------
+
+
+@_reporting_errors
+def cmd_train(args: argparse.Namespace) -> int:
+    from nectargan.trainers import Pix2pixTrainer
+
+    trainer = Pix2pixTrainer(config_from_args(args))
+    describe_run(trainer)
+    try:
+        seconds = run_training(trainer)
+    except KeyboardInterrupt:
+        print(f"resume with: nectargan train --resume {trainer.experiment_dir}", file=sys.stderr)
+        raise
+    trainer.close()
+    print(f"done: {trainer.total_epochs} epochs in {format_duration(seconds)}")
+    print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
+    print(f"evaluate with: nectargan test --experiment {trainer.experiment_dir}")
+    return 0
+
+
+# -- test ---------------------------------------------------------------------------------
+
+
+@_reporting_errors
+def cmd_test(args: argparse.Namespace) -> int:
+    from nectargan.trainers.evaluate import evaluate_experiment
+
+    report = evaluate_experiment(
+        args.experiment,
+        epoch=args.epoch,
+        split=args.split,
+        dataroot=args.dataroot,
+        out_dir=args.out,
+        device=args.device,
+        save_images=not args.no_images,
+    )
+    m = report["metrics"]
+    state = " (interrupted run)" if report["interrupted"] else ""
+    print(
+        f"{report['split']} split, {report['n_images']} images, after epoch {report['epoch']}{state}: "
+        f"L1 {m['l1']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}"
+    )
+    print(f"outputs: {report['out_dir']}")
+    print(f"metrics: {Path(report['out_dir']) / 'metrics.json'}")
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@_reporting_errors
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Synthetic data, a dashboard, a short training, then the test-split summary."""
+    from nectargan.trainers import Pix2pixTrainer
+    from nectargan.trainers.evaluate import eval_dataset, evaluate_experiment, untrained_baseline
+
+    started = time.monotonic()
+    trainer = Pix2pixTrainer(config_from_args(args, default=packaged_config_path("demo")))
+    describe_run(trainer)
+    if trainer.dashboard_url:
+        print(f"open {trainer.dashboard_url} to watch the losses and images live")
+    train_seconds = run_training(trainer)
+    trainer.close()
+    report = evaluate_experiment(trainer.experiment_dir)
+    baseline = untrained_baseline(trainer.config, eval_dataset(trainer.config, "test"))
+    print(
+        f"\ntest split ({report['n_images']} pairs), generator after {report['epoch']} epochs "
+        f"vs. the same generator untrained:"
+    )
+    print_metrics_table({"untrained": baseline, "trained": report["metrics"]})
+    print(f"\ntest outputs (real_A | fake_B | real_B): {report['out_dir']}")
+    print(f"examples per epoch: {trainer.experiment_dir / 'examples'}")
+    print(
+        f"training took {format_duration(train_seconds)}, "
+        f"the whole demo {format_duration(time.monotonic() - started)}"
+    )
+    if trainer.dashboard_url:
+        print(
+            f"dashboard: {trainer.dashboard_url} (the server keeps running; "
+            f"`nectargan visdom stop --port {trainer.config.visualizer.visdom.port}` stops it)"
+        )
+    return 0
+
+
+# -- argument parsing ---------------------------------------------------------------------
+
+
+def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -> None:
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"JSON config (missing keys take the defaults); 'demo' names the packaged demo "
+        f"config (default: {default_config})",
+    )
+    p.add_argument("--epochs", type=int, help="epochs at the initial learning rate")
+    p.add_argument("--epochs-decay", type=int, help="further epochs with linear LR decay to 0")
+    p.add_argument(
+        "--dataroot", metavar="DIR", help="dataset with train/ val/ test/ (default: synthetic)"
+    )
+    p.add_argument("--output", metavar="DIR", help="output directory for experiments")
+    p.add_argument("--name", help="experiment name (directory <output>/<name>_v<N>)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=("auto", "off", "bf16", "fp16"), help="mixed precision")
+    p.add_argument(
+        "--visdom",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live dashboard on/off (default: from the config)",
+    )
+    p.add_argument("--port", type=int, help="Visdom server port")
+    p.add_argument("--env", help="Visdom environment name")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config value by dotted key, e.g. --set train.generator.features=16 (repeatable)",
+    )
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a pix2pix model (progress bar, live dashboard, checkpoints)",
+        description="Train pix2pix. Without --dataroot (or dataloader.dataroot), the built-in "
+        "synthetic dataset is generated once and used.",
+    )
+    _add_common_train_options(p, "packaged defaults")
+    p.add_argument("--resume", metavar="DIR", help="continue the training in experiment DIR")
+    p.add_argument(
+        "--resume-epoch", type=int, default=-1, help="checkpoint epoch to resume from (-1: latest)"
+    )
+    p.set_defaults(func=cmd_train)
+
+
+def _add_test(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "test",
+        help="run a trained generator on the test split: output triplets and L1/PSNR/SSIM",
+    )
+    p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
+    p.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch (-1: latest)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--dataroot", metavar="DIR", help="dataset (default: the one the run used)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: DIR/test/epoch_NNNN)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-images", action="store_true", help="only metrics.json, no triplets")
+    p.set_defaults(func=cmd_test)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="synthetic data + live dashboard + a few minutes of training + test summary",
+        description="Generates the synthetic dataset, starts a loopback Visdom server if none "
+        "answers, trains a small pix2pix model with the live dashboard, then evaluates it on "
+        "the test split against the untrained generator.",
+    )
+    _add_common_train_options(p, "demo")
+    p.set_defaults(func=cmd_demo)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``test`` and ``demo`` to the top-level CLI."""
+    for add in (_add_train, _add_test, _add_demo):
+        add(subparsers)

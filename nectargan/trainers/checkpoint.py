@@ -1,0 +1,145 @@
+"""Checkpoint files: one ``.pt`` per save holding both networks, their optimizers,
+LR schedulers and scalers, the epoch count and the config.
+
+Layout inside an experiment directory::
+
+    checkpoints/epoch_0003.pt     after 3 completed epochs
+    checkpoints/interrupted.pt    written when training stops on Ctrl-C or an error
+    checkpoints/latest.json       {"file": "epoch_0003.pt"}: the most recent save
+
+Files are written to a temporary name and renamed, so a Ctrl-C during a save
+never leaves a truncated checkpoint behind. Loading uses ``weights_only=True``:
+a checkpoint is data, never code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "nectargan.checkpoint"
+VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+INTERRUPTED = "interrupted.pt"
+LATEST = "latest.json"
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not fit; the message says which and why."""
+
+
+def checkpoint_dir(experiment_dir: str | Path) -> Path:
+    return Path(experiment_dir) / CHECKPOINT_DIR
+
+
+def epoch_path(experiment_dir: str | Path, epoch: int) -> Path:
+    """Where the checkpoint after ``epoch`` completed epochs goes."""
+    return checkpoint_dir(experiment_dir) / f"epoch_{epoch:04d}.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Atomically write ``state`` (plus format header) to ``path`` and point latest.json at it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "saved": datetime.now(UTC).isoformat(timespec="seconds"),
+        **state,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _write_latest(path)
+    return path
+
+
+def _write_latest(path: Path) -> None:
+    pointer = path.parent / LATEST
+    tmp = pointer.with_name(f".{LATEST}.tmp")
+    tmp.write_text(json.dumps({"file": path.name}) + "\n")
+    os.replace(tmp, pointer)
+
+
+def list_epoch_checkpoints(experiment_dir: str | Path) -> dict[int, Path]:
+    """``{epochs completed: path}`` of the regular (end of epoch) checkpoints."""
+    folder = checkpoint_dir(experiment_dir)
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for child in folder.iterdir():
+        match = _EPOCH_FILE.match(child.name)
+        if match:
+            found[int(match.group(1))] = child
+    return dict(sorted(found.items()))
+
+
+def find_checkpoint(experiment_dir: str | Path, epoch: int = -1) -> Path:
+    """The checkpoint after ``epoch`` completed epochs, or the most recent one for -1."""
+    experiment_dir = Path(experiment_dir)
+    if not experiment_dir.is_dir():
+        raise CheckpointError(f"experiment directory {str(experiment_dir)!r} does not exist")
+    epochs = list_epoch_checkpoints(experiment_dir)
+    if epoch == -1:
+        latest = _latest(experiment_dir)
+        if latest is None:
+            raise CheckpointError(
+                f"no checkpoint in {str(checkpoint_dir(experiment_dir))!r}; "
+                "expected epoch_NNNN.pt or interrupted.pt from a training run"
+            )
+        return latest
+    if epoch not in epochs:
+        available = ", ".join(str(e) for e in epochs) or "none"
+        raise CheckpointError(
+            f"no checkpoint for epoch {epoch} in {str(experiment_dir)!r} "
+            f"(epochs with checkpoints: {available}; -1 means the latest)"
+        )
+    return epochs[epoch]
+
+
+def _latest(experiment_dir: Path) -> Path | None:
+    """Follow latest.json; without it (e.g. a hand-copied dir), take the newest file."""
+    folder = checkpoint_dir(experiment_dir)
+    try:
+        name = json.loads((folder / LATEST).read_text())["file"]
+        if (folder / name).is_file() and "/" not in name:
+            return folder / name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    candidates = list(list_epoch_checkpoints(experiment_dir).values())
+    if (folder / INTERRUPTED).is_file():
+        candidates.append(folder / INTERRUPTED)
+    return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from exc
+    except Exception as exc:  # truncated file, foreign pickle, ...
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a NectarGAN checkpoint")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {state.get('version')}, "
+            f"newer than this NectarGAN understands ({VERSION}); upgrade nectargan"
+        )
+    return state

@@ -1,0 +1,340 @@
+"""Pix2pix: a U-Net generator and a PatchGAN discriminator trained in alternation.
+
+Per batch (``train_step``):
+
+1. ``y_fake = G(x)``
+2. D step: ``D_real`` on ``(x, y)``, ``D_fake`` on ``(x, y_fake.detach())``.
+3. G step: ``G_GAN`` (fool D on ``(x, y_fake)``) plus the weighted structure
+   losses of the subspec (``G_L1``, and ``G_L2``/``G_SOBEL``/``G_LAP``/``G_VGG``).
+4. Every ``update_frequency`` batches: :meth:`Pix2pixTrainer.update_display`.
+
+Nothing in steps 1-3 copies a value to the host, so the CPU never waits for
+the device; loss values are read only on display steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nectargan.config import Config
+from nectargan.dataset import PairedDataset
+from nectargan.losses import pix2pix
+from nectargan.scheduling import make_pix2pix_lr_scheduler
+from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers.builders import build_adam, build_discriminator, build_generator
+from nectargan.trainers.data import make_dataset, make_loader
+from nectargan.trainers.images import save_triplet
+from nectargan.trainers.precision import eval_mode
+from nectargan.trainers.trainer import Trainer
+
+EXAMPLES_DIR = "examples"
+DISPLAY_TITLE = "real_A | fake_B | real_B"
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No parameter gradients for ``module`` inside the block.
+
+    During the G step the gradient must flow *through* D to G, but D's own
+    weight gradients would be thrown away; skipping them saves work.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def example_indices(n_items: int, n_examples: int) -> list[int]:
+    """Evenly spread, fixed items, so every epoch shows the same examples."""
+    n_examples = min(n_examples, n_items)
+    if n_examples <= 0:
+        return []
+    return [round(i * (n_items - 1) / max(1, n_examples - 1)) for i in range(n_examples)]
+
+
+class Pix2pixTrainer(Trainer):
+    """Pix2pix training with separate Adam optimizers, LR schedules and grad scalers.
+
+    ``loss_subspec``: ``'basic'``, ``'extended'``, ``'basic+vgg'`` or
+    ``'extended+vgg'``; None takes ``train.loss.subspec`` from the config.
+    """
+
+    def __init__(
+        self,
+        config: str | Path | Mapping[str, Any] | Config | None = None,
+        loss_subspec: str | None = None,
+        quicksetup: bool = True,
+        log_losses: bool = True,
+    ) -> None:
+        super().__init__(config, quicksetup=quicksetup, log_losses=log_losses)
+        self.loss_subspec = loss_subspec or self.config.train.loss.subspec
+        vcfg = self.config.visualizer.visdom
+        self.update_frequency = vcfg.update_frequency
+        self.loss_log_every = self.config.save.loss_log_every
+        if self.train_loader is None:  # quicksetup=False
+            self.prepare_data()
+        self.init_networks()
+        self.init_losses()
+        if self.resume_path is not None:
+            self.load_training_state(ckpt.load_checkpoint(self.resume_path, self.device))
+        self.compile_networks()
+
+    # -- setup ------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        self.build_dataloaders()
+
+    def build_dataloaders(self) -> None:
+        """Training loader now (fails fast on a bad dataset); val split read lazily."""
+        root = self.resolve_dataroot()
+        dl = self.config.dataloader
+        train_set = make_dataset(dl, root, "train", train=True)
+        self._check_first_item(train_set)
+        self.train_loader = make_loader(
+            train_set, dl, self.device, train=True, seed=self.config.common.seed
+        )
+        self.val_dataset: PairedDataset | None = None
+        if (root / "val").is_dir():
+            self.val_dataset = make_dataset(dl, root, "val", train=False)
+
+    def _check_first_item(self, dataset: PairedDataset) -> None:
+        """Decode one pair now, so a broken dataset fails before any training starts."""
+        dataset[0]
+
+    def init_networks(self) -> None:
+        """G and D on the device in the chosen memory format, each with Adam and an LR schedule."""
+        cfg = self.config
+        self.gen = build_generator(cfg).to(self.device, memory_format=self.memory_format)
+        self.disc = build_discriminator(cfg).to(self.device, memory_format=self.memory_format)
+        self.gen.check_input_size(cfg.dataloader.crop_size, cfg.dataloader.crop_size)
+        self.opt_G = build_adam(self.gen, cfg)
+        self.opt_D = build_adam(self.disc, cfg)
+        self.sched_G = self._lr_schedule(self.opt_G)
+        self.sched_D = self._lr_schedule(self.opt_D)
+        self.scaler_G = self.precision.make_scaler()
+        self.scaler_D = self.precision.make_scaler()
+        self.gen_fwd: nn.Module = self.gen
+        self.disc_fwd: nn.Module = self.disc
+
+    def _lr_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
+        t = self.config.train
+        return make_pix2pix_lr_scheduler(
+            optimizer, epochs=t.epochs, epochs_decay=t.epochs_decay, target=t.lr_target
+        )
+
+    def init_losses(self) -> None:
+        if self.loss_manager is None:
+            self.init_loss_manager()
+        self.loss_manager.init_from_spec(
+            pix2pix, self.config.train.loss.to_dict(), self.loss_subspec
+        )
+        self.loss_manager.to(self.device)
+        self.structure_losses = [
+            name for name in self.loss_manager.names if name.startswith("G_") and name != "G_GAN"
+        ]
+
+    def compile_networks(self) -> None:
+        """``train.compile``: the training step runs compiled modules; the originals
+        keep the weights, so checkpoints and evaluation are unaffected."""
+        if not self.config.train.compile:
+            return
+        self.gen_fwd = torch.compile(self.gen)
+        self.disc_fwd = torch.compile(self.disc)
+
+    # -- the step (hot path) ------------------------------------------------------------
+
+    def on_epoch_start(self, **kwargs: Any) -> None:
+        self.gen.train()
+        self.disc.train()
+
+    def train_step(self, x: Tensor, y: Tensor, idx: int, **kwargs: Any) -> None:
+        epoch = self.current_epoch + idx / self.batches_per_epoch
+        display = idx % self.update_frequency == 0
+        record = display or self.global_step % self.loss_log_every == 0
+        with self.precision.autocast():
+            y_fake = self.gen_fwd(x)
+        loss_D = self.forward_D(x, y, y_fake, epoch, record)
+        self.backward(loss_D, self.opt_D, self.scaler_D)
+        with frozen(self.disc):
+            loss_G = self.forward_G(x, y, y_fake, epoch, record)
+            self.backward(loss_G, self.opt_G, self.scaler_G)
+        if display:
+            self.update_display(x, y, y_fake.detach(), idx)
+
+    def forward_D(self, x: Tensor, y: Tensor, y_fake: Tensor, epoch: float, record: bool) -> Tensor:
+        """D's loss on a real pair and on the (detached) fake pair."""
+        compute = self.loss_manager.compute_loss_xy
+        with self.precision.autocast():
+            d_real = self.disc_fwd(x, y).float()
+            d_fake = self.disc_fwd(x, y_fake.detach()).float()
+        loss = compute("D_real", d_real, torch.ones_like(d_real), epoch, record=record)
+        return loss + compute("D_fake", d_fake, torch.zeros_like(d_fake), epoch, record=record)
+
+    def forward_G(self, x: Tensor, y: Tensor, y_fake: Tensor, epoch: float, record: bool) -> Tensor:
+        """G's adversarial loss plus the weighted structure losses, in fp32."""
+        compute = self.loss_manager.compute_loss_xy
+        with self.precision.autocast():
+            d_fake = self.disc_fwd(x, y_fake).float()
+        loss = compute("G_GAN", d_fake, torch.ones_like(d_fake), epoch, record=record)
+        y_fake = y_fake.float()
+        for name in self.structure_losses:
+            loss = loss + compute(name, y_fake, y, epoch, record=record)
+        return loss
+
+    @staticmethod
+    def backward(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: Any) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    # -- display (main process only, every update_frequency batches) --------------------
+
+    def update_display(self, x: Tensor, y: Tensor, y_fake: Tensor, idx: int) -> None:
+        """Push ``[x, y_fake, y]`` and the latest G/D losses to the dashboard.
+
+        The graph's x axis is fractional epochs: ``epoch + idx / batches``.
+        This is the only place the step reads loss values back to the host.
+        """
+        if not self.is_main_process:
+            return
+        losses_G = self.loss_manager.get_loss_values(query=["G"])
+        losses_D = self.loss_manager.get_loss_values(query=["D"])
+        self.last_losses = {**losses_G, **losses_D}
+        if self.vis is None:
+            return
+        self.vis.update_images(
+            x=x[:, :3],
+            y=y_fake[:, :3],
+            z=y[:, :3],
+            title=DISPLAY_TITLE,
+            image_size=self.config.visualizer.visdom.image_size,
+        )
+        graph_step = self.current_epoch + idx / len(self.train_loader)
+        self.vis.update_loss_graphs(graph_step, losses_G, losses_D)
+
+    # -- end of epoch ---------------------------------------------------------------------
+
+    def on_epoch_end(self, **kwargs: Any) -> None:
+        """Advance the LR schedules, then save (checkpoint, examples, loss log) as due."""
+        self.sched_G.step()
+        self.sched_D.step()
+        self.epochs_completed = self.current_epoch + 1
+        self.flush_loss_log()
+        save = self.config.save
+        last = self.epochs_completed == self.total_epochs
+        if last or _due(self.epochs_completed, save.model_save_rate):
+            self.save_checkpoint()
+        if _due(self.epochs_completed, save.example_save_rate):
+            self.save_examples()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"G": self.sched_G.get_last_lr()[0], "D": self.sched_D.get_last_lr()[0]}
+
+    def epoch_summary(self) -> str:
+        lr = self.learning_rates()
+        return f"{super().epoch_summary()}; next lr G {lr['G']:.3g}, D {lr['D']:.3g}"
+
+    @torch.no_grad()
+    def save_examples(self) -> list[Path]:
+        """``examples/epoch_NNNN_K.png`` (real_A | fake_B | real_B) for a few val items.
+
+        Only the chosen items are read from disk, never the whole split.
+        """
+        n = self.config.save.num_examples
+        if not self.is_main_process or self.experiment_dir is None or self.val_dataset is None:
+            return []
+        indices = example_indices(len(self.val_dataset), n)
+        if not indices:
+            return []
+        pairs = [self.val_dataset[i] for i in indices]
+        x = torch.stack([p[0] for p in pairs]).to(self.device, memory_format=self.memory_format)
+        y = torch.stack([p[1] for p in pairs])
+        with eval_mode(self.gen), self.precision.autocast():
+            y_fake = self.gen(x)
+        folder = self.experiment_dir / EXAMPLES_DIR
+        return [
+            save_triplet(
+                folder / f"epoch_{self.epochs_completed:04d}_{k}.png", x[k], y_fake[k], y[k]
+            )
+            for k in range(len(indices))
+        ]
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epochs_completed,
+            "global_step": self.global_step,
+            "loss_subspec": self.loss_subspec,
+            "precision": self.precision.name,
+            "config": self.config.to_dict(),
+            "networks": {
+                "G": _net_state(self.gen, self.opt_G, self.sched_G, self.scaler_G),
+                "D": _net_state(self.disc, self.opt_D, self.sched_D, self.scaler_D),
+            },
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Continue where ``state`` left off: weights, optimizers, LR position, counters."""
+        nets = state["networks"]
+        for key, model, opt, sched, scaler in (
+            ("G", self.gen, self.opt_G, self.sched_G, self.scaler_G),
+            ("D", self.disc, self.opt_D, self.sched_D, self.scaler_D),
+        ):
+            _load_net(key, nets[key], model, opt, sched, scaler, self.resume_path)
+        self.epochs_completed = int(state["epoch"])
+        for sched in (self.sched_G, self.sched_D):
+            if sched.last_epoch != self.epochs_completed:  # e.g. Ctrl-C before the LR step
+                sched.load_state_dict({"last_epoch": self.epochs_completed})
+        self.global_step = int(state["global_step"])
+        self.current_epoch = self.epochs_completed
+        if "rng" in state:
+            torch.set_rng_state(state["rng"]["torch"].cpu())
+
+
+def _due(epochs_completed: int, rate: int) -> bool:
+    return rate > 0 and epochs_completed % rate == 0
+
+
+def _net_state(model: nn.Module, opt: Any, sched: Any, scaler: Any) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "scaler": scaler.state_dict(),
+    }
+
+
+def _load_net(
+    key: str,
+    state: Mapping[str, Any],
+    model: nn.Module,
+    opt: Any,
+    sched: Any,
+    scaler: Any,
+    path: Any,
+) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise ckpt.CheckpointError(
+            f"checkpoint {str(path)!r}: network {key} does not match the config's architecture "
+            f"(train.generator / train.discriminator / dataloader.channels must be the ones the "
+            f"run was started with; see config.json in the experiment directory): {exc}"
+        ) from exc
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,172 @@
+"""The dashboard windows the visualizer owns, each able to serialise itself whole.
+
+A window is always sent complete, as one ``/events`` request that creates or
+replaces it (Visdom keeps a replaced window's place in the grid). Sending
+whole windows is what makes recovery simple: whatever the server holds after
+an outage (nothing, a stale saved copy, a partial window), the next send puts
+the full picture back. It is also cheaper for the server than appending, which
+deep-copies and diffs the whole pane (see series.py for how plots stay small).
+
+Each window counts ``version`` (bumped on every change) and remembers which
+version it delivered on which connection (``sent_version``, ``sent_epoch``),
+so the engine re-sends exactly the windows that changed or that a new
+connection (possibly a restarted server) has not seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from nectargan.visualizer.visdom.images import Triplet, data_uri, display_size, render_grid
+from nectargan.visualizer.visdom.series import Series
+
+
+class Window:
+    """Change tracking shared by all windows."""
+
+    def __init__(self, win: str) -> None:
+        self.win = win
+        self.version = 0
+        self.sent_version = 0
+        self.sent_epoch = 0  # 0: never delivered
+
+    def has_content(self) -> bool:
+        raise NotImplementedError
+
+    def body(self, env: str) -> bytes:
+        raise NotImplementedError
+
+    def needs_send(self, epoch: int) -> bool:
+        return self.has_content() and (
+            self.version != self.sent_version or self.sent_epoch != epoch
+        )
+
+    def mark_sent(self, version: int, epoch: int) -> None:
+        self.sent_version, self.sent_epoch = version, epoch
+
+    def touch(self) -> None:
+        self.version += 1
+
+
+class LineWindow(Window):
+    """A line plot with one series per loss name, in first-seen order (the legend)."""
+
+    def __init__(
+        self,
+        win: str,
+        title: str,
+        max_points: int,
+        xlabel: str = "Iterations",
+        ylabel: str = "Loss",
+    ) -> None:
+        super().__init__(win)
+        self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
+        self.max_points = max_points
+        self.series: dict[str, Series] = {}
+        self.raw_total = 0  # raw points folded in, all series
+        self.acked_total = 0  # raw points included in the last delivered send
+
+    def has_content(self) -> bool:
+        return bool(self.series)
+
+    def add(self, x: float, values: Mapping[str, float]) -> int:
+        """Fold one step in; return how many values were gaps (NaN/Inf)."""
+        gaps = 0
+        for name, y in values.items():
+            series = self.series.get(name)
+            if series is None:
+                series = self.series[name] = Series(self.max_points)
+            before = series.gaps
+            series.add(x, y)
+            gaps += series.gaps - before
+        self.raw_total += len(values)
+        self.touch()
+        return gaps
+
+    def body(self, env: str) -> bytes:
+        legend = list(self.series)
+        head = {
+            "eid": env,
+            "win": self.win,
+            "layout": {
+                "title": self.title,
+                "showlegend": True,
+                "xaxis": {"title": self.xlabel},
+                "yaxis": {"title": self.ylabel},
+                "margin": {"l": 60, "r": 60, "t": 60, "b": 60},
+            },
+            "opts": {
+                "title": self.title,
+                "xlabel": self.xlabel,
+                "ylabel": self.ylabel,
+                "legend": legend,
+                "showlegend": True,
+            },
+        }
+        traces = ",".join(
+            f'{{"x":[{s.x_json()}],"y":[{s.y_json()}],"name":{json.dumps(name)},'
+            '"type":"scatter","mode":"lines"}'
+            for name, s in self.series.items()
+        )
+        return (json.dumps(head)[:-1] + ',"data":[' + traces + "]}").encode("utf-8")
+
+
+class ImageWindow(Window):
+    """The newest image grid, kept encoded so it can be re-sent after an outage."""
+
+    def __init__(self, win: str, image_format: str = "png") -> None:
+        super().__init__(win)
+        self.image_format = image_format
+        self._fields: dict | None = None
+
+    def has_content(self) -> bool:
+        return self._fields is not None
+
+    def set_triplet(self, triplet: Triplet) -> None:
+        """Render and encode now (engine side); the encoded image is reused for every re-send."""
+        width, height = display_size(triplet)
+        self._fields = {
+            "title": triplet.title,
+            "src": data_uri(render_grid(triplet), self.image_format),
+            "width": width,
+            "height": height,
+        }
+        self.touch()
+
+    def body(self, env: str) -> bytes:
+        f = self._fields
+        assert f is not None
+        msg = {
+            "eid": env,
+            "win": self.win,
+            "data": [{"content": {"src": f["src"], "caption": None}, "type": "image"}],
+            "opts": {"title": f["title"], "width": f["width"], "height": f["height"]},
+        }
+        return json.dumps(msg).encode("utf-8")
+
+
+class TextWindow(Window):
+    """A text (HTML) window, replaced by each update."""
+
+    def __init__(self, win: str) -> None:
+        super().__init__(win)
+        self.text: str | None = None
+        self.title: str | None = None
+
+    def has_content(self) -> bool:
+        return self.text is not None
+
+    def set_text(self, text: str, title: str | None) -> None:
+        self.text, self.title = text, title
+        self.touch()
+
+    def body(self, env: str) -> bytes:
+        opts = {"title": self.title} if self.title else {}
+        msg = {
+            "eid": env,
+            "win": self.win,
+            "data": [{"content": self.text, "type": "text"}],
+            "opts": opts,
+        }
+        return json.dumps(msg).encode("utf-8")
