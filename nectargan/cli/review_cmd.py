@@ -1,0 +1,157 @@
+"""``nectargan replay`` and ``nectargan report``: review finished or crashed runs headlessly."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SERVER = "http://localhost"
+DEFAULT_PORT = 8097
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_replay(subparsers)
+    _register_report(subparsers)
+
+
+def _register_replay(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "replay",
+        help="rebuild a run's loss graphs, example triplets and summary in a Visdom env",
+        description="Replay one run (losses, examples per epoch, config and timing) into a "
+        "Visdom env, or several runs' losses into one env to compare them.",
+    )
+    p.add_argument("experiments", nargs="+", type=Path, metavar="EXPERIMENT_DIR")
+    p.add_argument(
+        "--env", default=None, help="Visdom env (default: the run's name, e.g. pix2pix_v3)"
+    )
+    p.add_argument("--server", default=DEFAULT_SERVER, help="default: %(default)s")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: %(default)s")
+    p.add_argument("--clear", action="store_true", help="close the env's other windows first")
+    _add_max_image_epochs(p)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for each request (default: %(default)s)",
+    )
+    p.set_defaults(func=_reporting_errors(cmd_replay))
+
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a static HTML report (loss curves, examples, test metrics, config)",
+        description="Write an offline HTML page about one run: PNG loss curves, the example "
+        "triplets per epoch, test metrics and the effective config.",
+    )
+    p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: EXPERIMENT_DIR/report)"
+    )
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        help="EMA smoothing of the loss curves in [0, 1), e.g. 0.9 (default: 0, off)",
+    )
+    p.add_argument("--log-scale", action="store_true", help="logarithmic loss axis")
+    _add_max_image_epochs(p)
+    p.set_defaults(func=_reporting_errors(cmd_report))
+
+
+def _add_max_image_epochs(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-image-epochs",
+        type=int,
+        default=50,
+        help="show examples of at most N epochs, evenly spread (0: all; default: %(default)s)",
+    )
+
+
+def _reporting_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[Any], int]:
+    """Bad input or an unreachable server: one line on stderr, exit status 2, no traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (ValueError, OSError) as exc:  # ExperimentError/ReportError are ValueErrors
+            print(f"nectargan {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse bad numbers up front, naming the flag and the value."""
+    if args.max_image_epochs < 0:
+        raise ValueError(f"--max-image-epochs must be >= 0 (0: all), got {args.max_image_epochs}")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {timeout}")
+    smooth = getattr(args, "smooth", None)
+    if smooth is not None and not 0.0 <= smooth < 1.0:
+        raise ValueError(f"--smooth must be in [0, 1) (0: off, 0.9: strong), got {smooth}")
+    if getattr(args, "port", None) is not None and not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from nectargan.review.experiment_reader import read_experiment
+    from nectargan.review.replay import replay
+
+    _check_options(args)
+    if args.env is not None and not args.env.strip():
+        raise ValueError(f"--env must be a non-empty name, got {args.env!r}")
+    experiments = [read_experiment(path) for path in args.experiments]
+    result = replay(
+        experiments,
+        env=args.env,
+        server=args.server,
+        port=args.port,
+        clear=args.clear,
+        max_image_epochs=args.max_image_epochs,
+        timeout=args.timeout,
+    )
+    names = ", ".join(e.name for e in experiments)
+    print(f"replayed {names} into env {result.env!r}: {result.url}")
+    for win, traces in result.points.items():
+        counts = ", ".join(f"{name} {n}" for name, n in traces.items())
+        print(f"  {win}: {counts} points")
+    if result.image_epochs:
+        epochs = result.image_epochs
+        print(f"  examples: {len(epochs)} epoch(s), {epochs[0]}..{epochs[-1]} (slider)")
+    mb = result.bytes_sent / 1e6
+    print(f"  sent {result.requests} requests, {mb:.1f} MB in {result.seconds:.2f} s")
+    _print_skipped(experiments, result.notes)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nectargan.review.experiment_reader import read_experiment
+    from nectargan.review.report import write_report
+
+    _check_options(args)
+    exp = read_experiment(args.experiment)
+    result = write_report(
+        exp,
+        args.out,
+        smooth=args.smooth,
+        log_scale=args.log_scale,
+        max_image_epochs=args.max_image_epochs,
+    )
+    print(f"report written: {result.html} ({len(result.images)} images)")
+    _print_skipped([exp], result.notes)
+    return 0
+
+
+def _print_skipped(experiments: list[Any], notes: list[str]) -> None:
+    """Say what was not shown and why: crashed-run logs, missing images, caps."""
+    for exp in experiments:
+        for problem in exp.problems:
+            print(f"  skipped ({exp.name}): {problem}")
+    for note in notes:
+        print(f"  note: {note}")

@@ -1,0 +1,460 @@
+"""Read a finished (or crashed) experiment directory into one plain structure.
+
+Replay and report both start from :func:`read_experiment`. Every piece is
+optional, because a crashed run or one trained with ``save.log_losses`` off
+may lack any of them; what could not be read is listed in
+:attr:`Experiment.problems` (with the reason) instead of raising, so a review
+always shows what *is* there and says what it skipped.
+
+The loss log is read segment by segment here rather than with
+``nectargan.losses.read_loss_log``: that function fails on the first
+unreadable segment, while a review should keep every good one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The loss log's layout (nectargan/losses/loss_log.py; a test checks they agree). Not
+# imported from there because nectargan.losses pulls in torch, >1 s of a replay's start.
+INDEX_NAME = "loss_log.json"
+SEGMENT_DIR = "loss_log"
+FIELDS = ("epoch", "step", "raw", "weight")
+CONFIG_FILE = "config.json"
+EXAMPLES_DIR = "examples"
+CHECKPOINT_DIR = "checkpoints"
+TEST_DIR = "test"
+METRICS_FILE = "metrics.json"
+INTERRUPTED = "interrupted.pt"
+
+_EXAMPLE = re.compile(r"^epoch_(\d+)_(\d+)\.png$")
+_EPOCH_CKPT = re.compile(r"^epoch_(\d+)\.pt$")
+_RESUME_CONFIG = re.compile(r"^config\.resume(\d+)\.json$")
+_SEGMENT = re.compile(r"^(\d+)\.json$")
+
+
+class ExperimentError(ValueError):
+    """The path is not something a review can read; the message says why."""
+
+
+@dataclass
+class LossSeries:
+    """One loss's records in log order, as float arrays; NaN marks a non-finite (null) value."""
+
+    name: str
+    tags: list[str]
+    epoch: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def weighted(self) -> np.ndarray:
+        """``raw * weight``: the value the live dashboard graphs (NaN where unknown or infinite)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.raw * self.weight
+        out[~np.isfinite(out)] = np.nan
+        return out
+
+    def extend(self, columns: list[np.ndarray]) -> None:
+        for name, values in zip(FIELDS, columns, strict=True):
+            setattr(self, name, np.concatenate([getattr(self, name), values]))
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+@dataclass
+class Segment:
+    """What one loss-log segment contributed (for the timing summary)."""
+
+    number: int
+    run: int
+    records: int
+    first_epoch: float | None
+    last_epoch: float | None
+    written: datetime
+
+
+@dataclass
+class ExampleEpoch:
+    """The example triplets saved after ``epoch`` completed epochs."""
+
+    epoch: int
+    images: list[Path]
+
+
+@dataclass
+class TestResult:
+    """One ``nectargan test`` output folder: its metrics file and triplets."""
+
+    folder: Path
+    report: dict[str, Any]
+    images: list[Path]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.report.get("metrics") or {})
+
+
+@dataclass
+class Experiment:
+    """Everything a review shows; fields are empty when the run did not produce them."""
+
+    path: Path
+    config: dict[str, Any] | None = None
+    config_files: list[Path] = field(default_factory=list)
+    losses: dict[str, LossSeries] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    examples: list[ExampleEpoch] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    checkpoints: dict[int, Path] = field(default_factory=dict)
+    interrupted_checkpoint: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The directory name, ``<experiment>_v<N>``: also the default Visdom env."""
+        return self.path.name
+
+    @property
+    def total_epochs(self) -> int | None:
+        train = (self.config or {}).get("train") or {}
+        try:
+            return int(train["epochs"]) + int(train["epochs_decay"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def epochs_completed(self) -> int:
+        """Highest epoch with a checkpoint or examples (files written only at epoch ends)."""
+        return max([*self.checkpoints, *(e.epoch for e in self.examples)], default=0)
+
+    @property
+    def n_records(self) -> int:
+        return sum(len(s) for s in self.losses.values())
+
+    def tags(self) -> list[str]:
+        """Loss tags in first-seen order (``G`` before ``D`` as the trainer registers them)."""
+        seen: dict[str, None] = {}
+        for series in self.losses.values():
+            for tag in series.tags or [""]:
+                seen.setdefault(tag, None)
+        return list(seen)
+
+
+def read_experiment(path: str | Path) -> Experiment:
+    """Read whatever ``path`` holds; raise only when it is no experiment directory at all."""
+    directory = Path(path).expanduser()
+    if not directory.exists():
+        raise ExperimentError(f"experiment directory {str(directory)!r} does not exist")
+    if not directory.is_dir():
+        raise ExperimentError(f"experiment directory {str(directory)!r} is not a directory")
+    exp = Experiment(path=directory)
+    _read_config(exp)
+    _read_loss_log(exp)
+    _read_examples(exp)
+    _read_tests(exp)
+    _read_checkpoints(exp)
+    if not (exp.config_files or exp.losses or exp.examples or exp.checkpoints or exp.tests):
+        raise ExperimentError(
+            f"{str(directory)!r} is not a NectarGAN experiment directory: no config.json, "
+            "loss_log.json, examples/ or checkpoints/ in it"
+        )
+    return exp
+
+
+# -- config -----------------------------------------------------------------------------
+
+
+def _read_config(exp: Experiment) -> None:
+    """``config.json`` and, after resumes, ``config.resumeN.json``: the last one is effective."""
+    files = [exp.path / CONFIG_FILE] if (exp.path / CONFIG_FILE).is_file() else []
+    resumes = sorted(
+        (int(m.group(1)), p)
+        for p in exp.path.glob("config.resume*.json")
+        if (m := _RESUME_CONFIG.match(p.name))
+    )
+    files += [p for _, p in resumes]
+    exp.config_files = files
+    for candidate in reversed(files):
+        data = _load_json(candidate, exp.problems, "config")
+        if isinstance(data, dict):
+            exp.config = data
+            return
+    if not files:
+        exp.problems.append("no config.json: the config is unknown")
+
+
+# -- loss log ---------------------------------------------------------------------------
+
+
+def _read_loss_log(exp: Experiment) -> None:
+    index = _read_index(exp)
+    folder = exp.path / SEGMENT_DIR
+    if index is None and not folder.is_dir():
+        exp.problems.append("no loss log (loss_log.json): the run logged no losses")
+        return
+    meta = (index or {}).get("losses") or {}
+    runs = (index or {}).get("runs")
+    exp.runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    for name, info in meta.items():
+        exp.losses[name] = LossSeries(name, _tags(name, info))
+    pieces: dict[str, list[list[np.ndarray]]] = {}
+    for number, path in _segment_files(folder):
+        _read_segment(exp, number, path, pieces)
+    for name, parts in pieces.items():
+        series = exp.losses.setdefault(name, LossSeries(name, _tags(name, meta.get(name))))
+        series.extend([np.concatenate(col) for col in zip(*parts, strict=True)])
+    _check_counts(exp, meta)
+
+
+def _check_counts(exp: Experiment, meta: dict[str, Any]) -> None:
+    """Say how many records the index promised that no readable segment holds."""
+    short = []
+    for name, info in meta.items():
+        promised = info.get("records") if isinstance(info, dict) else None
+        have = len(exp.losses[name]) if name in exp.losses else 0
+        if isinstance(promised, int) and promised > have:
+            short.append(f"{name} {have} of {promised}")
+    if short:
+        exp.problems.append(
+            "records lost with the skipped segment(s), readable of logged: " + ", ".join(short)
+        )
+
+
+def _read_index(exp: Experiment) -> dict[str, Any] | None:
+    path = exp.path / INDEX_NAME
+    if not path.is_file():
+        return None
+    data = _load_json(path, exp.problems, "loss log index")
+    if not isinstance(data, dict) or not isinstance(data.get("losses", {}), dict):
+        if data is not None:
+            exp.problems.append(f"{INDEX_NAME}: not a loss log index, ignored")
+        return None
+    return data
+
+
+def _segment_files(folder: Path) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _SEGMENT.match(p.name))]
+    return sorted(found)
+
+
+def _read_segment(
+    exp: Experiment, number: int, path: Path, pieces: dict[str, list[list[np.ndarray]]]
+) -> None:
+    """Collect one segment's columns; an unreadable one is skipped and reported, not fatal."""
+    where = f"{SEGMENT_DIR}/{path.name}"
+    data = _load_json(path, exp.problems, "loss log segment")
+    body = data.get("losses") if isinstance(data, dict) else None
+    if not isinstance(body, dict):
+        if data is not None:
+            exp.problems.append(f"{where}: no 'losses' in it, skipped")
+        return
+    records, first_epoch, last_epoch = 0, None, None
+    for name, cols in body.items():
+        columns = _columns(cols, where, name, exp.problems)
+        if columns is None:
+            continue
+        pieces.setdefault(name, []).append(columns)
+        records = max(records, len(columns[0]))
+        if len(columns[0]):
+            first = float(columns[0].min())
+            first_epoch = first if first_epoch is None else min(first_epoch, first)
+            last_epoch = max(last_epoch or 0.0, float(columns[0].max()))
+    run = data.get("run") if isinstance(data.get("run"), int) else 0
+    written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    exp.segments.append(Segment(number, run, records, first_epoch, last_epoch, written))
+
+
+def _columns(cols: Any, where: str, name: str, problems: list[str]) -> list[np.ndarray] | None:
+    """The four columns of one loss as arrays cut to a common length; None if unusable.
+
+    ``null`` (a non-finite loss) becomes NaN; epochs and steps must be finite numbers.
+    """
+    if not isinstance(cols, dict) or not all(isinstance(cols.get(f), list) for f in FIELDS):
+        problems.append(f"{where}: loss {name!r} lacks the columns {list(FIELDS)}, skipped")
+        return None
+    try:
+        columns = [np.asarray(cols[f], dtype=np.float64) for f in FIELDS]
+    except (TypeError, ValueError):
+        problems.append(f"{where}: loss {name!r} has non-numeric values, skipped")
+        return None
+    if any(c.ndim != 1 for c in columns) or not all(np.isfinite(c).all() for c in columns[:2]):
+        problems.append(f"{where}: loss {name!r} has missing epochs or steps, skipped")
+        return None
+    n = min(len(c) for c in columns)
+    if any(len(c) != n for c in columns):
+        dropped = max(len(c) for c in columns) - n
+        problems.append(
+            f"{where}: loss {name!r} columns differ in length; {dropped} record(s) dropped"
+        )
+    epoch, step, raw, weight = (c[:n] for c in columns)
+    raw[~np.isfinite(raw)] = np.nan
+    weight[~np.isfinite(weight)] = np.nan
+    return [epoch, step.astype(np.int64), raw, weight]
+
+
+def _tags(name: str, info: Any) -> list[str]:
+    """Tags from the index; without them (index lost), the trainer's ``G_``/``D_`` naming."""
+    tags = info.get("tags") if isinstance(info, dict) else None
+    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        return list(tags)
+    prefix = name.split("_", 1)[0]
+    return [prefix] if prefix in ("G", "D") else []
+
+
+# -- images, tests, checkpoints ---------------------------------------------------------
+
+
+def _read_examples(exp: Experiment) -> None:
+    folder = exp.path / EXAMPLES_DIR
+    if not folder.is_dir():
+        return
+    by_epoch: dict[int, list[tuple[int, Path]]] = {}
+    for p in folder.iterdir():
+        m = _EXAMPLE.match(p.name)
+        if m and p.is_file():
+            by_epoch.setdefault(int(m.group(1)), []).append((int(m.group(2)), p))
+    exp.examples = [
+        ExampleEpoch(epoch, [p for _, p in sorted(items)])
+        for epoch, items in sorted(by_epoch.items())
+    ]
+
+
+def _read_tests(exp: Experiment) -> None:
+    folder = exp.path / TEST_DIR
+    if not folder.is_dir():
+        return
+    for metrics in sorted(folder.rglob(METRICS_FILE)):
+        report = _load_json(metrics, exp.problems, "test metrics")
+        if not isinstance(report, dict):
+            continue
+        images = sorted(p for p in metrics.parent.glob("*.png") if not p.name.startswith("."))
+        exp.tests.append(TestResult(metrics.parent, report, images))
+
+
+def _read_checkpoints(exp: Experiment) -> None:
+    folder = exp.path / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return
+    found = {int(m.group(1)): p for p in folder.iterdir() if (m := _EPOCH_CKPT.match(p.name))}
+    exp.checkpoints = dict(sorted(found.items()))
+    if (folder / INTERRUPTED).is_file():
+        exp.interrupted_checkpoint = folder / INTERRUPTED
+
+
+# -- summaries --------------------------------------------------------------------------
+
+
+def status_line(exp: Experiment) -> str:
+    """Completed, or how far a stopped run got (checkpoints and examples mark epoch ends)."""
+    total, done = exp.total_epochs, exp.epochs_completed
+    of = f" of {total}" if total else ""
+    last_epoch = max((s.last_epoch for s in exp.segments if s.last_epoch is not None), default=None)
+    partial = ""
+    if last_epoch is not None and math.floor(last_epoch) >= done:
+        partial = f"; losses logged into epoch {math.floor(last_epoch) + 1}"
+    if exp.interrupted_checkpoint is not None and (total is None or done < total):
+        return f"stopped early (interrupted.pt): {done}{of} epoch(s) completed{partial}"
+    if total is not None and done >= total:
+        return f"completed: {done}{of} epoch(s)"
+    return f"incomplete: {done}{of} epoch(s) completed{partial}"
+
+
+def timing_lines(exp: Experiment) -> list[str]:
+    """Per-run wall time and speed, from the loss log's run starts and segment file times.
+
+    The trainer flushes the log at each epoch end, so a segment's mtime marks
+    one; these are file times, good to about a second, not a profiler.
+    """
+    lines = []
+    for number, run in enumerate(exp.runs, start=1):
+        segs = [s for s in exp.segments if s.run == number]
+        started = _parse_time(run.get("started")) if isinstance(run, dict) else None
+        lines.append(_run_timing(number, started, segs))
+    orphans = [s for s in exp.segments if not 1 <= s.run <= len(exp.runs)]
+    if orphans and not exp.runs:
+        lines.append(_run_timing(1, None, orphans))
+    if not lines:
+        lines.append("no timing: the loss log has no runs")
+    return lines
+
+
+def _run_timing(number: int, started: datetime | None, segs: list[Segment]) -> str:
+    label = "run 1" if number == 1 else f"run {number} (resume)"
+    start_text = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "start unknown"
+    iterations = sum(s.records for s in segs)
+    if not segs:
+        return f"{label}: started {start_text}; no records written"
+    last = max(s.written for s in segs)
+    text = f"{label}: started {start_text}, {iterations} iteration(s) logged{_span(segs)}"
+    if started is not None and last > started:
+        seconds = (last - started).total_seconds()
+        text += f", last write after {_duration(seconds)} ({iterations / seconds:.2f} it/s)"
+    if len(segs) >= 2:
+        mean_gap = (segs[-1].written - segs[0].written).total_seconds() / (len(segs) - 1)
+        text += f", {_duration(mean_gap)} between log flushes (~1 epoch)"
+    return text
+
+
+def _span(segs: list[Segment]) -> str:
+    """`` in epochs 3-5`` (1-based, as the trainer prints them) covered by ``segs``."""
+    firsts = [s.first_epoch for s in segs if s.first_epoch is not None]
+    lasts = [s.last_epoch for s in segs if s.last_epoch is not None]
+    if not firsts or not lasts:
+        return ""
+    a, b = math.floor(min(firsts)) + 1, math.floor(max(lasts)) + 1
+    return f" in epoch {a}" if a == b else f" in epochs {a}-{b}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
+
+
+# -- small helpers ----------------------------------------------------------------------
+
+
+def _load_json(path: Path, problems: list[str], what: str) -> Any:
+    """Parsed JSON, or None with the reason added to ``problems`` (e.g. a truncated file)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(f"{_rel(path)}: unreadable {what} ({_short(exc)}), skipped")
+        return None
+
+
+def _rel(path: Path) -> str:
+    return "/".join(path.parts[-2:]) if path.parent.name == SEGMENT_DIR else path.name
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON at char {exc.pos}: {exc.msg}"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,383 @@
+"""Replay finished runs into a Visdom env: full loss graphs, example triplets, a summary.
+
+What is sent, per env:
+
+* one line window per loss tag, laid out like the live dashboard (``loss_G``
+  "Generator Loss", ``loss_D`` "Discriminator Loss"; x label "Iterations",
+  y label "Loss", x = the fractional epoch the trainer logs, which is the
+  live graph's step, y = the weighted loss the live graph shows). Unlike the
+  live graph, every logged point is sent: nothing is downsampled.
+* ``examples``: an image window with a slider, one position per epoch, each
+  showing that epoch's ``real_A | fake_B | real_B`` triplets stacked.
+* ``summary``: a text window with the status, timing, skipped pieces and config.
+
+Why one request per line window: Visdom's ``update``/append path deep-copies
+and JSON-diffs the whole pane on every call, so appending in chunks gets
+slower with each chunk; a single ``/events`` request that creates the window
+with all its points is decoded once and costs the server nothing more. A
+100k-point series is ~2 MB of JSON and replays in well under a second.
+Several runs (``nectargan replay A B``) share the windows, one series per
+run and loss, named ``<run>/<loss>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import numpy as np
+from PIL import Image
+
+from nectargan.review.experiment_reader import (
+    ExampleEpoch,
+    Experiment,
+    status_line,
+    timing_lines,
+)
+from nectargan.visualizer.visdom.transport import Endpoint, Transport, TransportError
+
+T = TypeVar("T")
+TAG_TITLES = {"G": "Generator Loss", "D": "Discriminator Loss"}
+EXAMPLES_WIN = "examples"
+SUMMARY_WIN = "summary"
+TRIPLET_TITLE = "real_A | fake_B | real_B"
+DEFAULT_MAX_IMAGE_EPOCHS = 50
+DEFAULT_TIMEOUT = 60.0
+MIN_IMAGE_WIDTH = 384
+SUMMARY_SIZE = (520, 420)  # px; Visdom's default text pane is too small for a config
+
+
+@dataclass
+class LineSpec:
+    """One line window: its id, title and ``(trace name, xs, ys)`` series."""
+
+    win: str
+    title: str
+    traces: list[tuple[str, np.ndarray, np.ndarray]]
+
+
+@dataclass
+class ReplayResult:
+    """What a replay sent, for the command's report and for tests."""
+
+    env: str
+    url: str
+    points: dict[str, dict[str, int]] = field(default_factory=dict)  # win -> trace -> points
+    image_epochs: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was skipped or left out, and why
+    requests: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+
+
+# -- what to send (pure: no network) ----------------------------------------------------
+
+
+def run_labels(experiments: Sequence[Experiment]) -> list[str]:
+    """A unique series prefix per run: the directory name, with its parent if names clash."""
+    names = [e.name for e in experiments]
+    labels = []
+    for exp in experiments:
+        label = exp.name
+        if names.count(label) > 1:
+            label = f"{exp.path.parent.name}/{exp.name}"
+        labels.append(label)
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[i] = f"{label}#{seen[label]}"
+    return labels
+
+
+def default_env(experiments: Sequence[Experiment]) -> str:
+    """The run's own name (``<name>_v<N>``), or ``compare_<a>_<b>...`` for several."""
+    if len(experiments) == 1:
+        return experiments[0].name
+    return "compare_" + "_".join(e.name for e in experiments)[:120]
+
+
+def tag_title(tag: str) -> str:
+    return TAG_TITLES.get(tag, f"{tag} Loss" if tag else "Other Losses")
+
+
+def loss_windows(experiments: Sequence[Experiment]) -> list[LineSpec]:
+    """One window per tag over all runs; single runs name series by loss alone."""
+    labels = run_labels(experiments)
+    specs: dict[str, LineSpec] = {}
+    for tag in _all_tags(experiments):
+        specs[tag] = LineSpec(f"loss_{tag}" if tag else "loss_other", tag_title(tag), [])
+    for exp, label in zip(experiments, labels, strict=True):
+        for series in exp.losses.values():
+            if not len(series):
+                continue
+            name = series.name if len(experiments) == 1 else f"{label}/{series.name}"
+            for tag in series.tags or [""]:
+                specs[tag].traces.append((name, series.epoch, series.weighted))
+    return [spec for spec in specs.values() if spec.traces]
+
+
+def _all_tags(experiments: Sequence[Experiment]) -> list[str]:
+    tags: dict[str, None] = {}
+    for exp in experiments:
+        tags.update(dict.fromkeys(exp.tags()))
+    known = [t for t in TAG_TITLES if t in tags]  # the live dashboard's order: G, then D
+    return known + [t for t in tags if t not in TAG_TITLES]
+
+
+def line_body(env: str, spec: LineSpec) -> bytes:
+    """A whole line window as one ``/events`` message, in the live dashboard's layout."""
+    legend = [name for name, _, _ in spec.traces]
+    head = {
+        "eid": env,
+        "win": spec.win,
+        "layout": {
+            "title": spec.title,
+            "showlegend": True,
+            "xaxis": {"title": "Iterations"},
+            "yaxis": {"title": "Loss"},
+            "margin": {"l": 60, "r": 60, "t": 60, "b": 60},
+        },
+        "opts": {
+            "title": spec.title,
+            "xlabel": "Iterations",
+            "ylabel": "Loss",
+            "legend": legend,
+            "showlegend": True,
+        },
+    }
+    traces = ",".join(
+        f'{{"x":{_json_column(xs)},"y":{_json_column(ys)},"name":{json.dumps(name)},'
+        '"type":"scatter","mode":"lines"}'
+        for name, xs, ys in spec.traces
+    )
+    return (json.dumps(head)[:-1] + ',"data":[' + traces + "]}").encode("utf-8")
+
+
+def _json_column(values: np.ndarray) -> str:
+    """A float array as a JSON array; NaN (a gap) becomes ``null``, which Plotly draws as a break.
+
+    Encoding the whole list at once and replacing the ``NaN`` token is much
+    faster than a per-value check; the array holds only numbers, so no string
+    can contain that token.
+    """
+    values = np.where(np.isfinite(values), values, np.nan)
+    return json.dumps(values.tolist(), separators=(",", ":")).replace("NaN", "null")
+
+
+def pick_epochs(examples: Sequence[T], limit: int) -> list[T]:
+    """At most ``limit`` epochs, evenly spread, always with the first and last (0: all)."""
+    if limit <= 0 or len(examples) <= limit:
+        return list(examples)
+    if limit == 1:
+        return [examples[-1]]
+    step = (len(examples) - 1) / (limit - 1)
+    return [examples[round(i * step)] for i in range(limit)]
+
+
+def stack_triplets(paths: Sequence[Path]) -> Image.Image:
+    """An epoch's triplet PNGs one below the other, as rows of the live image grid."""
+    images = [_rgb(Image.open(p)) for p in paths]
+    width = max(im.width for im in images)
+    canvas = Image.new("RGB", (width, sum(im.height for im in images)), "white")
+    y = 0
+    for im in images:
+        canvas.paste(im, (0, y))
+        y += im.height
+    return canvas
+
+
+def _readable_size(image: Image.Image) -> Image.Image:
+    """Small training crops (32-64 px) are upscaled by a whole factor, pixels kept sharp."""
+    factor = min(8, max(1, MIN_IMAGE_WIDTH // max(1, image.width)))
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    image.load()
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def png_data_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_bodies(
+    env: str, epochs: Sequence[ExampleEpoch], notes: list[str]
+) -> Iterator[tuple[int, str, bytes]]:
+    """``(epoch, endpoint, body)``: create the slider window with the first epoch, add the others.
+
+    A generator, so only one encoded epoch is in memory at a time; an epoch
+    whose PNGs cannot be read is left out and noted.
+    """
+    created = False
+    for example in epochs:
+        try:
+            image = _readable_size(stack_triplets(example.images))
+        except (OSError, ValueError) as exc:
+            notes.append(f"examples of epoch {example.epoch}: unreadable image ({exc}), skipped")
+            continue
+        msg = {
+            "eid": env,
+            "win": EXAMPLES_WIN,
+            "data": [
+                {
+                    "content": {"src": png_data_uri(image), "caption": f"epoch {example.epoch}"},
+                    "type": "image_history",
+                }
+            ],
+            "opts": {
+                "title": f"{TRIPLET_TITLE} per epoch",
+                "width": image.width,
+                "height": image.height + 60,
+                "show_slider": True,
+            },
+        }
+        endpoint = "update" if created else "events"
+        yield example.epoch, endpoint, json.dumps(msg).encode("utf-8")
+        created = True
+
+
+def summary_html(experiments: Sequence[Experiment], notes: Sequence[str]) -> str:
+    """The text window: per run its status, timing, skipped pieces and effective config."""
+    parts = []
+    labels = run_labels(experiments)
+    for exp, label in zip(experiments, labels, strict=True):
+        parts.append(f"<h4>{html.escape(label)}</h4>")
+        parts.append(f"<p>{html.escape(str(exp.path))}<br>{html.escape(status_line(exp))}</p>")
+        parts.append(_html_list("Timing (from file times)", timing_lines(exp)))
+        if exp.problems:
+            parts.append(_html_list("Skipped", exp.problems))
+        config = json.dumps(exp.config, indent=2) if exp.config else "unknown (no config.json)"
+        opened = " open" if len(experiments) == 1 else ""
+        parts.append(
+            f"<details{opened}><summary>Effective config</summary>"
+            f"<pre>{html.escape(config)}</pre></details>"
+        )
+    if notes:
+        parts.append(_html_list("Left out of the replay", notes))
+    return "\n".join(parts)
+
+
+def _html_list(title: str, items: Sequence[str]) -> str:
+    rows = "".join(f"<li>{html.escape(item)}</li>" for item in items)
+    return f"<b>{html.escape(title)}</b><ul>{rows}</ul>"
+
+
+def text_body(env: str, text: str, title: str) -> bytes:
+    msg = {
+        "eid": env,
+        "win": SUMMARY_WIN,
+        "data": [{"content": text, "type": "text"}],
+        "opts": {"title": title, "width": SUMMARY_SIZE[0], "height": SUMMARY_SIZE[1]},
+    }
+    return json.dumps(msg).encode("utf-8")
+
+
+# -- sending ----------------------------------------------------------------------------
+
+
+class Sender:
+    """Posts messages with timeouts and counts requests/bytes; errors name the server."""
+
+    def __init__(self, server: str, port: int, timeout: float) -> None:
+        self.endpoint = Endpoint.parse(server, port)
+        self.transport = Transport(self.endpoint, (min(5.0, timeout), timeout))
+        self.requests = 0
+        self.bytes_sent = 0
+
+    def post(self, endpoint: str, body: bytes | dict[str, Any]) -> str:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+        self.requests += 1
+        self.bytes_sent += len(data)
+        return self.transport.post(endpoint, data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def replay(
+    experiments: Sequence[Experiment],
+    env: str | None = None,
+    server: str = "http://localhost",
+    port: int = 8097,
+    *,
+    clear: bool = False,
+    max_image_epochs: int = DEFAULT_MAX_IMAGE_EPOCHS,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ReplayResult:
+    """Send ``experiments`` to ``env`` on a Visdom server; raise ConnectionError if none answers.
+
+    Examples are replayed for a single run only (a comparison is about losses).
+    """
+    if not experiments:
+        raise ValueError("replay needs at least one experiment directory")
+    env = env or default_env(experiments)
+    sender = Sender(server, port, timeout)
+    result = ReplayResult(env=env, url=f"{sender.endpoint.url}/env/{quote(env, safe='')}")
+    started = time.perf_counter()
+    try:
+        _open_env(sender, env, clear)
+        _send_losses(sender, env, experiments, result)
+        if len(experiments) == 1:
+            _send_examples(sender, env, experiments[0], max_image_epochs, result)
+        title = "Run summary" if len(experiments) == 1 else "Runs compared"
+        sender.post("events", text_body(env, summary_html(experiments, result.notes), title))
+        sender.post("save", {"data": [env]})
+    except TransportError as exc:
+        raise ConnectionError(
+            f"replay to {sender.endpoint.url} (env {env!r}) failed: {exc}. "
+            f"Is a Visdom server running there? Start one with `nectargan visdom start --port {port}`."
+        ) from exc
+    finally:
+        sender.close()
+    result.requests, result.bytes_sent = sender.requests, sender.bytes_sent
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _open_env(sender: Sender, env: str, clear: bool) -> None:
+    sender.post(f"env/{quote(env, safe='')}", {"eid": env})
+    if clear:
+        sender.post("close", {"eid": env, "win": None})
+
+
+def _send_losses(
+    sender: Sender, env: str, experiments: Sequence[Experiment], result: ReplayResult
+) -> None:
+    specs = loss_windows(experiments)
+    for spec in specs:
+        sender.post("events", line_body(env, spec))
+        result.points[spec.win] = {name: len(xs) for name, xs, _ in spec.traces}
+    for exp, label in zip(experiments, run_labels(experiments), strict=True):
+        if not exp.n_records:
+            result.notes.append(f"{label}: no loss records to graph")
+
+
+def _send_examples(
+    sender: Sender, env: str, exp: Experiment, limit: int, result: ReplayResult
+) -> None:
+    chosen = pick_epochs(exp.examples, limit)
+    if not exp.examples:
+        result.notes.append(f"{exp.name}: no example images (examples/epoch_NNNN_K.png)")
+        return
+    if len(chosen) < len(exp.examples):
+        result.notes.append(
+            f"examples: {len(chosen)} of {len(exp.examples)} epochs shown, evenly spread "
+            "(--max-image-epochs 0 shows all)"
+        )
+    for epoch, endpoint, body in image_bodies(env, chosen, result.notes):
+        sender.post(endpoint, body)
+        result.image_epochs.append(epoch)
