@@ -136,10 +136,6 @@ class Handoff:
             texts, self._texts = self._texts, {}
         return texts
 
-    def pending_points(self) -> int:
-        with self._lock:
-            return sum(s.count for s in self._steps)
-
 
 def _as_float(value: LossValue) -> float:
     return value if isinstance(value, float) else float(value)
@@ -197,9 +193,10 @@ class Engine:
 
     def stats(self) -> VisualizerStats:
         h = self.handoff
+        # list(): the thread may add a window or series meanwhile (copying a dict is atomic)
         shown = {
-            w.win: max((len(s) for s in w.series.values()), default=0)
-            for w in self.windows.values()
+            w.win: max((len(s) for s in list(w.series.values())), default=0)
+            for w in list(self.windows.values())
             if isinstance(w, LineWindow)
         }
         received = h.points_received
