@@ -113,3 +113,26 @@ class TestServer:
             xs.extend(trace.get("x", []))
             ys.extend(trace.get("y", []))
         return out
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless, with the flags that work as root on a closed network."""
+    import os
+    import shutil
+
+    path = shutil.which("chromium") or CHROMIUM
+    if not os.path.exists(path):
+        raise RuntimeError("Debian's chromium is not installed (apt-get install chromium)")
+    return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
-
-from _support import wait_for
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from _support import launch_chromium, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -26,10 +12,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = launch_chromium(p)
         yield b
         b.close()
 
@@ -38,8 +22,13 @@ def test_env_page_renders_line_plot_and_image(browser, visdom_server, env_name, 
     client = visdom_server.client(env_name)
     xs = np.arange(25, dtype=float)
     ys = np.column_stack([np.sin(xs / 4), np.cos(xs / 4)])
-    client.line(X=np.column_stack([xs, xs]), Y=ys, win="loss", env=env_name,
-                opts={"title": "loss", "legend": ["a", "b"]})
+    client.line(
+        X=np.column_stack([xs, xs]),
+        Y=ys,
+        win="loss",
+        env=env_name,
+        opts={"title": "loss", "legend": ["a", "b"]},
+    )
     img = np.zeros((3, 64, 96), dtype=np.float32)
     img[0, :, :48] = 1.0
     img[2, :, 48:] = 1.0
