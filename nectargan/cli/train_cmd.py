@@ -183,12 +183,9 @@ def print_metrics_table(rows: dict[str, dict[str, float]]) -> None:
 # -- train --------------------------------------------------------------------------------
 
 
-def torchrun_command(argv: list[str], nproc: int) -> list[str]:
-    """``python -m torch.distributed.run --standalone ... -m nectargan <argv minus --nproc>``."""
+def torchrun_args(argv: list[str], nproc: int) -> list[str]:
+    """``torchrun`` arguments for ``nectargan <argv minus --nproc>`` on ``nproc`` local ranks."""
     return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
         "--standalone",
         "--nproc_per_node",
         str(nproc),
@@ -214,20 +211,30 @@ def strip_option(argv: list[str], option: str) -> list[str]:
 
 
 def launch_distributed(args: argparse.Namespace) -> int:
-    """Replace this process with ``torchrun``, which starts ``--nproc`` training ranks.
+    """Run ``torchrun`` (``python -m torch.distributed.run``) here, starting ``--nproc`` ranks.
 
-    ``exec`` (not a child process) keeps Ctrl-C semantics simple: the
-    terminal's SIGINT reaches torchrun and every rank, as with a manual launch.
+    In-process rather than ``exec``: identical launch, but Ctrl-C, which the
+    terminal delivers to torchrun and every rank at once, ends in exit status
+    130 and one line instead of torchrun's traceback. Each rank saves its
+    state itself (rank 0 writes the checkpoint and flushes the log).
     """
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
     from nectargan.trainers.distributed import launched_world_size
 
     if launched_world_size() > 1:
         raise ValueError("--nproc: already running under a distributed launcher (WORLD_SIZE set)")
-    command = torchrun_command(args.argv, args.nproc)
     sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, command)
-    return 0  # not reached
+    try:
+        torchrun.main(torchrun_args(args.argv, args.nproc))
+    except SignalException as exc:
+        print(f"nectargan train: stopped all ranks ({exc})", file=sys.stderr)
+        return 130
+    except ChildFailedError:  # torchrun has reported which rank failed and why
+        return 1
+    return 0
 
 
 @_reporting_errors

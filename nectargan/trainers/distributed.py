@@ -31,8 +31,7 @@ import os
 import signal
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -248,30 +247,28 @@ class RankDebugLog:
         os.replace(tmp, self.path)
 
 
-def sigterm_as_interrupt() -> None:
-    """SIGTERM raises KeyboardInterrupt, so a rank stopped by its launcher saves its state.
+def interrupt_once() -> None:
+    """First SIGINT or SIGTERM raises KeyboardInterrupt; later ones are ignored.
 
-    ``torchrun`` answers Ctrl-C (or its own SIGTERM) by sending SIGTERM to every
-    rank; with the default handler rank 0 would die without a checkpoint. A
-    handler installed by someone else is left alone.
+    Ctrl-C reaches a rank twice: from the terminal, then forwarded by
+    ``torchrun`` (SIGINT or SIGTERM, depending on its version). The repeat
+    must not cut short the saving that the first one started, and a SIGTERM
+    must not kill rank 0 before it has written its checkpoint. Handlers
+    installed by someone else are left alone.
     """
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-@contextmanager
-def ignoring_signals(*signums: int) -> Iterator[None]:
-    """Ignore ``signums`` inside the block (main thread only; elsewhere a no-op)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
         return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in signums}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    state = {"fired": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        if state["fired"]:
+            return
+        state["fired"] = True
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    for signum, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+    ):
+        if signal.getsignal(signum) is default:
+            signal.signal(signum, handler)

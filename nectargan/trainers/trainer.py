@@ -14,7 +14,6 @@ only" section below, each guarded by :attr:`Trainer.is_main_process`.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -33,9 +32,8 @@ from nectargan.trainers.data import ensure_synthetic_dataset, usable_cores
 from nectargan.trainers.distributed import (
     Distributed,
     RankDebugLog,
-    ignoring_signals,
+    interrupt_once,
     set_sampler_epoch,
-    sigterm_as_interrupt,
 )
 from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.precision import resolve_device, resolve_precision
@@ -92,7 +90,7 @@ class Trainer:
                 self.dist.world_size,
                 self.dist.device,
             )
-            sigterm_as_interrupt()
+            interrupt_once()
         self.precision = resolve_precision(self.config.train.mixed_precision, self.device)
         self.memory_format = memory_format(self.config)
         self.total_epochs = self.config.train.epochs + self.config.train.epochs_decay
@@ -439,13 +437,6 @@ class Trainer:
         arrives), and none of them replaces the exception being handled.
         """
         self._handled_interrupt = exc
-        if self.dist is not None:  # the launcher's SIGTERM follows Ctrl-C: finish saving first
-            with ignoring_signals(signal.SIGINT, signal.SIGTERM):
-                self._save_on_interrupt(exc)
-        else:
-            self._save_on_interrupt(exc)
-
-    def _save_on_interrupt(self, exc: BaseException) -> None:
         reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "failed"
         done = self.epochs_completed
         self.log(f"training {reason} ({done} epoch(s) completed); saving state")
