@@ -9,7 +9,11 @@ can also be passed to :meth:`Trainer.train_paired` as plain callables.
 Side effects that only one process of a distributed run may perform (the
 experiment directory, the exported config, the dashboard, the loss log,
 checkpoints and example images) live in the methods of the "main process
-only" section below, each guarded by :attr:`Trainer.is_main_process`.
+only" section below, each guarded by :attr:`Trainer.is_main_process`. Under
+``torchrun`` (``WORLD_SIZE`` > 1) the trainer joins the process group itself;
+the few distributed pieces (data sharding, DDP, loss averaging on display
+steps, replica sync at epoch end) are in the "distributed runs" section and
+:mod:`nectargan.trainers.distributed`, and are no-ops in a single process.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -166,8 +171,8 @@ class Trainer:
                     "with train/ (and val/, test/) subfolders of side-by-side A|B images"
                 )
             return root
-        out = self.config.common.output_directory
-        make = lambda: ensure_synthetic_dataset(out, dl.synthetic)  # noqa: E731
+        make = partial(ensure_synthetic_dataset, self.config.common.output_directory, dl.synthetic)
+        # distributed: rank 0 generates it, the others wait, then find it finished
         root = self.dist.main_first(make) if self.dist is not None else make()
         self.config = self.config.with_overrides({"dataloader.dataroot": str(root.resolve())})
         return root
@@ -392,7 +397,8 @@ class Trainer:
         the epoch ends. If anything interrupts the epoch (Ctrl-C included),
         the thread is stopped with its pending points pushed, the loss log is
         flushed and an ``interrupted.pt`` checkpoint is written, then the
-        exception propagates to the caller.
+        exception propagates to the caller. Distributed, the sampler reshuffles
+        by epoch and :meth:`sync_replicas` runs before ``on_epoch_end`` saves.
         """
         kwargs = _split_callback_kwargs(callback_kwargs)
         start_fn = on_epoch_start or self.on_epoch_start
