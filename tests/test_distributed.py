@@ -240,3 +240,6 @@ def test_bad_nproc_is_a_user_error(tmp_path, dataroot, capsys):
     cfg_path = write_config(tmp_path, tiny_config(tmp_path, dataroot))
     assert main(["train", "--config", str(cfg_path), "--nproc", "0"]) == 2
     assert "--nproc: expected a number of processes >= 1, got 0" in capsys.readouterr().err
+    # settings are checked before torchrun starts any rank
+    assert main(["train", "--config", str(cfg_path), "--nproc", "2", "--epochs", "-2"]) == 2
+    assert "train.epochs: expected >= 0, got -2" in capsys.readouterr().err

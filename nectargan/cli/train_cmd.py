@@ -243,9 +243,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.nproc is not None and args.nproc < 1:
         raise ValueError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
+    config = config_from_args(args)  # a bad setting fails here, before any rank starts
     if args.nproc is not None and args.nproc > 1:
         return launch_distributed(args)
-    trainer = Pix2pixTrainer(config_from_args(args))
+    trainer = Pix2pixTrainer(config)
     if not trainer.is_main_process:  # rank 0 speaks for the job
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the rank)
     describe_run(trainer)
