@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # e.g. for `train --nproc`, which relaunches itself under torchrun
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -122,6 +123,12 @@ def describe_run(trainer: Any) -> None:
         f"data: {dl.dataroot} ({len(loader.dataset)} training pairs, batch {dl.batch_size}, "
         f"{len(loader)} iterations/epoch, {dl.crop_size}px)"
     )
+    if trainer.dist is not None:
+        n = trainer.world_size
+        print(
+            f"processes: {n} ({trainer.dist.backend}), batch {dl.batch_size} per process "
+            f"= {n * dl.batch_size} per step, {torch_threads()} thread(s) per process"
+        )
     fmt = ", channels_last" if trainer.config.train.channels_last else ""
     compiled = ", compiled" if trainer.config.train.compile else ""
     print(f"device: {trainer.device}, precision {trainer.precision.name}{fmt}{compiled}")
@@ -132,6 +139,12 @@ def describe_run(trainer: Any) -> None:
     sys.stdout.flush()
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_training(trainer: Any, stream: Any = None) -> float:
     """``trainer.fit()`` with a progress bar (it/s, ETA, losses as of the last display step).
 
@@ -139,6 +152,8 @@ def run_training(trainer: Any, stream: Any = None) -> float:
     saved its state by then).
     """
     remaining = trainer.total_epochs - trainer.epochs_completed
+    if not trainer.is_main_process:  # one progress bar per job, not per rank
+        stream = open(os.devnull, "w")  # noqa: SIM115 (closed with the bar)
     bar = ProgressBar(remaining * len(trainer.train_loader), stream=stream)
 
     def observe(t: Any, idx: int) -> None:
@@ -151,6 +166,8 @@ def run_training(trainer: Any, stream: Any = None) -> float:
     finally:
         bar.close()
         trainer.step_observers.remove(observe)
+        if not trainer.is_main_process:
+            stream.close()
     return time.monotonic() - started
 
 
@@ -166,16 +183,80 @@ def print_metrics_table(rows: dict[str, dict[str, float]]) -> None:
 # -- train --------------------------------------------------------------------------------
 
 
+def torchrun_args(argv: list[str], nproc: int) -> list[str]:
+    """``torchrun`` arguments for ``nectargan <argv minus --nproc>`` on ``nproc`` local ranks."""
+    return [
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "nectargan",
+        *strip_option(argv, "--nproc"),
+    ]
+
+
+def strip_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE`` (options before ``--`` only)."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--":
+            return out + argv[i:]
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
+
+
+def launch_distributed(args: argparse.Namespace) -> int:
+    """Run ``torchrun`` (``python -m torch.distributed.run``) here, starting ``--nproc`` ranks.
+
+    In-process rather than ``exec``: identical launch, but Ctrl-C, which the
+    terminal delivers to torchrun and every rank at once, ends in exit status
+    130 and one line instead of torchrun's traceback. Each rank saves its
+    state itself (rank 0 writes the checkpoint and flushes the log).
+    """
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from nectargan.trainers.distributed import launched_world_size
+
+    if launched_world_size() > 1:
+        raise ValueError("--nproc: already running under a distributed launcher (WORLD_SIZE set)")
+    sys.stdout.flush()
+    try:
+        torchrun.main(torchrun_args(args.argv, args.nproc))
+    except SignalException as exc:
+        print(f"nectargan train: stopped all ranks ({exc})", file=sys.stderr)
+        return 130
+    except ChildFailedError:  # torchrun has reported which rank failed and why
+        return 1
+    return 0
+
+
 @_reporting_errors
 def cmd_train(args: argparse.Namespace) -> int:
     from nectargan.trainers import Pix2pixTrainer
 
-    trainer = Pix2pixTrainer(config_from_args(args))
+    if args.nproc is not None and args.nproc < 1:
+        raise ValueError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
+    config = config_from_args(args)  # a bad setting fails here, before any rank starts
+    if args.nproc is not None and args.nproc > 1:
+        return launch_distributed(args)
+    trainer = Pix2pixTrainer(config)
+    if not trainer.is_main_process:  # rank 0 speaks for the job
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the rank)
     describe_run(trainer)
     try:
         seconds = run_training(trainer)
     except KeyboardInterrupt:
-        print(f"resume with: nectargan train --resume {trainer.experiment_dir}", file=sys.stderr)
+        if trainer.is_main_process:
+            print(
+                f"resume with: nectargan train --resume {trainer.experiment_dir}", file=sys.stderr
+            )
         raise
     trainer.close()
     print(f"done: {trainer.total_epochs} epochs in {format_duration(seconds)}")
@@ -295,6 +376,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the training in experiment DIR")
     p.add_argument(
         "--resume-epoch", type=int, default=-1, help="checkpoint epoch to resume from (-1: latest)"
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine (DistributedDataParallel via torchrun; "
+        "--batch-size is per process); same as `torchrun --nproc_per_node N -m nectargan train`",
     )
     p.set_defaults(func=cmd_train)
 

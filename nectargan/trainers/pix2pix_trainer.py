@@ -87,6 +87,7 @@ class Pix2pixTrainer(Trainer):
         self.init_losses()
         if self.resume_path is not None:
             self.load_training_state(ckpt.load_checkpoint(self.resume_path, self.device))
+        self.distribute_networks()
         self.compile_networks()
 
     # -- setup ------------------------------------------------------------------------
@@ -100,8 +101,8 @@ class Pix2pixTrainer(Trainer):
         dl = self.config.dataloader
         train_set = make_dataset(dl, root, "train", train=True)
         self._check_first_item(train_set)
-        self.train_loader = make_loader(
-            train_set, dl, self.device, train=True, seed=self.config.common.seed
+        self.train_loader = self.shard_loader(
+            make_loader(train_set, dl, self.device, train=True, seed=self.config.common.seed)
         )
         self.val_dataset: PairedDataset | None = None
         if (root / "val").is_dir():
@@ -143,13 +144,29 @@ class Pix2pixTrainer(Trainer):
             name for name in self.loss_manager.names if name.startswith("G_") and name != "G_GAN"
         ]
 
+    def distribute_networks(self) -> None:
+        """Distributed runs: the step calls G and D through DDP (see ``distributed.py``).
+
+        After a resume every rank restored the same RNG state; a per-rank
+        offset keeps their dropout masks and augmentations independent.
+        """
+        if self.dist is None:
+            return
+        if self.resume_path is not None:
+            torch.manual_seed(int(torch.randint(2**31, ())) + self.rank)
+        self.gen_fwd = self.distribute(self.gen)
+        self.disc_fwd = self.distribute(self.disc)
+
+    def replicated_modules(self) -> dict[str, nn.Module]:
+        return {"G": self.gen, "D": self.disc}
+
     def compile_networks(self) -> None:
         """``train.compile``: the training step runs compiled modules; the originals
         keep the weights, so checkpoints and evaluation are unaffected."""
         if not self.config.train.compile:
             return
-        self.gen_fwd = torch.compile(self.gen)
-        self.disc_fwd = torch.compile(self.disc)
+        self.gen_fwd = torch.compile(self.gen_fwd)  # DDP-wrapped when distributed
+        self.disc_fwd = torch.compile(self.disc_fwd)
 
     # -- the step (hot path) ------------------------------------------------------------
 
@@ -198,18 +215,19 @@ class Pix2pixTrainer(Trainer):
         scaler.step(optimizer)
         scaler.update()
 
-    # -- display (main process only, every update_frequency batches) --------------------
+    # -- display (every update_frequency batches; drawn by the main process) -------------
 
     def update_display(self, x: Tensor, y: Tensor, y_fake: Tensor, idx: int) -> None:
         """Push ``[x, y_fake, y]`` and the latest G/D losses to the dashboard.
 
         The graph's x axis is fractional epochs: ``epoch + idx / batches``.
-        This is the only place the step reads loss values back to the host.
+        This is the only place the step reads loss values back to the host;
+        in a distributed run every rank calls it and the values are averaged.
         """
+        graph_step = self.current_epoch + idx / len(self.train_loader)
+        losses_G, losses_D = self.display_losses([["G"], ["D"]], graph_step)
         if not self.is_main_process:
             return
-        losses_G = self.loss_manager.get_loss_values(query=["G"])
-        losses_D = self.loss_manager.get_loss_values(query=["D"])
         self.last_losses = {**losses_G, **losses_D}
         if self.vis is None:
             return
@@ -220,7 +238,6 @@ class Pix2pixTrainer(Trainer):
             title=DISPLAY_TITLE,
             image_size=self.config.visualizer.visdom.image_size,
         )
-        graph_step = self.current_epoch + idx / len(self.train_loader)
         self.vis.update_loss_graphs(graph_step, losses_G, losses_D)
 
     # -- end of epoch ---------------------------------------------------------------------

@@ -9,7 +9,11 @@ can also be passed to :meth:`Trainer.train_paired` as plain callables.
 Side effects that only one process of a distributed run may perform (the
 experiment directory, the exported config, the dashboard, the loss log,
 checkpoints and example images) live in the methods of the "main process
-only" section below, each guarded by :attr:`Trainer.is_main_process`.
+only" section below, each guarded by :attr:`Trainer.is_main_process`. Under
+``torchrun`` (``WORLD_SIZE`` > 1) the trainer joins the process group itself;
+the few distributed pieces (data sharding, DDP, loss averaging on display
+steps, replica sync at epoch end) are in the "distributed runs" section and
+:mod:`nectargan.trainers.distributed`, and are no-ops in a single process.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -25,9 +30,16 @@ import torch
 
 from nectargan.config import Config
 from nectargan.losses import LossManager
+from nectargan.losses.loss_manager import to_floats
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import memory_format
-from nectargan.trainers.data import ensure_synthetic_dataset
+from nectargan.trainers.data import ensure_synthetic_dataset, usable_cores
+from nectargan.trainers.distributed import (
+    Distributed,
+    RankDebugLog,
+    interrupt_once,
+    set_sampler_epoch,
+)
 from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.precision import resolve_device, resolve_precision
 
@@ -76,6 +88,14 @@ class Trainer:
         self.log_losses = bool(log_losses and self.config.save.log_losses)
         self.rank, self.world_size = 0, 1  # a distributed launcher sets these
         self.device = resolve_device(self.config.common.device)
+        self.dist = Distributed.from_env(self.device)  # None unless launched by torchrun
+        if self.dist is not None:
+            self.rank, self.world_size, self.device = (
+                self.dist.rank,
+                self.dist.world_size,
+                self.dist.device,
+            )
+            interrupt_once()
         self.precision = resolve_precision(self.config.train.mixed_precision, self.device)
         self.memory_format = memory_format(self.config)
         self.total_epochs = self.config.train.epochs + self.config.train.epochs_decay
@@ -94,6 +114,7 @@ class Trainer:
         self.dashboard_url: str | None = None
         self._vis_threaded = False
         self._handled_interrupt: BaseException | None = None
+        self.rank_debug: RankDebugLog | None = None
         self._seed_and_threads()
         if quicksetup:
             self.quicksetup()
@@ -110,8 +131,11 @@ class Trainer:
     def _seed_and_threads(self) -> None:
         common = self.config.common
         torch.manual_seed(common.seed + self.rank)
-        if common.num_threads > 0:
-            torch.set_num_threads(common.num_threads)
+        threads = common.num_threads
+        if threads <= 0 and self.dist is not None:
+            threads = self.dist.threads_per_rank(usable_cores())
+        if threads > 0:
+            torch.set_num_threads(threads)
 
     # -- setup ------------------------------------------------------------------------
 
@@ -126,6 +150,7 @@ class Trainer:
         self.export_config()
         self.init_loss_manager()
         self.init_visualizer()
+        self.rank_debug = RankDebugLog.from_env(self.experiment_dir, self.rank)
 
     def prepare_data(self) -> None:
         """Locate (or generate) the dataset; subclasses also build their loaders here."""
@@ -146,7 +171,9 @@ class Trainer:
                     "with train/ (and val/, test/) subfolders of side-by-side A|B images"
                 )
             return root
-        root = ensure_synthetic_dataset(self.config.common.output_directory, dl.synthetic)
+        make = partial(ensure_synthetic_dataset, self.config.common.output_directory, dl.synthetic)
+        # distributed: rank 0 generates it, the others wait, then find it finished
+        root = self.dist.main_first(make) if self.dist is not None else make()
         self.config = self.config.with_overrides({"dataloader.dataroot": str(root.resolve())})
         return root
 
@@ -162,10 +189,12 @@ class Trainer:
         resume = self.config.train.resume
         if resume.enable:
             return self._resume_dir(resume.experiment_dir, resume.epoch)
-        if not self.is_main_process:
-            return None
         common = self.config.common
-        return create_experiment_dir(common.output_directory, common.experiment_name)
+        path = None
+        if self.is_main_process:
+            path = create_experiment_dir(common.output_directory, common.experiment_name)
+        # one directory for all ranks: rank 0 claims it, the others learn its name
+        return self.dist.broadcast_object(path) if self.dist is not None else path
 
     def _resume_dir(self, experiment_dir: str | None, epoch: int) -> Path:
         if not experiment_dir:
@@ -274,6 +303,46 @@ class Trainer:
         """Subclasses write example outputs for the epoch just completed."""
         return []
 
+    # -- distributed runs (each a no-op in a single process) ----------------------------
+
+    def shard_loader(self, loader: torch.utils.data.DataLoader) -> torch.utils.data.DataLoader:
+        """This rank's share of the training data (``batch_size`` is per process)."""
+        if self.dist is None:
+            return loader
+        return self.dist.shard_loader(loader, seed=self.config.common.seed)
+
+    def distribute(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The module the step should call: DDP around ``module`` when distributed."""
+        return self.dist.wrap(module) if self.dist is not None else module
+
+    def replicated_modules(self) -> dict[str, torch.nn.Module]:
+        """Networks every rank holds a copy of; subclasses list theirs."""
+        return {}
+
+    def display_losses(self, queries: list[list[str]], x: float) -> list[dict[str, float]]:
+        """Latest losses per query, averaged over ranks; read on display steps only.
+
+        A collective in a distributed run: every rank must call it at the same
+        step. All values travel in one all-reduce and one device-to-host copy.
+        """
+        groups = [self.loss_manager.get_loss_tensors(q) for q in queries]
+        tensors = [t for group in groups for t in group.values()]
+        if self.rank_debug is not None:
+            local = dict(zip([n for g in groups for n in g], to_floats(tensors), strict=True))
+            self.rank_debug.display(x, local)
+        if self.dist is not None:
+            tensors = self.dist.average(tensors)
+        values = iter(to_floats(tensors))
+        return [{name: next(values) for name in group} for group in groups]
+
+    def sync_replicas(self) -> None:
+        """End of an epoch: make the replicas equal where DDP does not (BatchNorm stats)."""
+        modules = self.replicated_modules()
+        if self.dist is not None:
+            self.dist.average_buffers(modules.values())
+        if self.rank_debug is not None:
+            self.rank_debug.digests(self.current_epoch + 1, modules)
+
     # -- hooks for subclasses ----------------------------------------------------------
 
     def on_epoch_start(self, **kwargs: Any) -> None:
@@ -328,7 +397,8 @@ class Trainer:
         the epoch ends. If anything interrupts the epoch (Ctrl-C included),
         the thread is stopped with its pending points pushed, the loss log is
         flushed and an ``interrupted.pt`` checkpoint is written, then the
-        exception propagates to the caller.
+        exception propagates to the caller. Distributed, the sampler reshuffles
+        by epoch and :meth:`sync_replicas` runs before ``on_epoch_end`` saves.
         """
         kwargs = _split_callback_kwargs(callback_kwargs)
         start_fn = on_epoch_start or self.on_epoch_start
@@ -338,12 +408,14 @@ class Trainer:
             raise RuntimeError("train_paired() needs self.train_loader; build the data first")
         self.current_epoch = epoch
         self.batches_per_epoch = len(self.train_loader)
+        set_sampler_epoch(self.train_loader, epoch)
         started = time.perf_counter()
         if multithreaded:
             self._start_visualizer_thread()
         try:
             start_fn(**kwargs["on_epoch_start"])
             self._run_batches(step_fn, kwargs["train_step"])
+            self.sync_replicas()
             end_fn(**kwargs["on_epoch_end"])
             self._stop_visualizer_thread()
         except BaseException as exc:
@@ -394,6 +466,9 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Stop the dashboard thread if a caller left it running; flush the loss log."""
+        """Stop the dashboard thread if a caller left it running; flush the loss log;
+        leave the process group."""
         self._stop_visualizer_thread()
         self.flush_loss_log()
+        if self.dist is not None:
+            self.dist.close()

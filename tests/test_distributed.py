@@ -1,0 +1,245 @@
+"""Two training processes on torch.distributed (gloo, CPU): one dashboard, one experiment.
+
+Each run goes through ``nectargan train --nproc 2``, i.e. torchrun started by
+the CLI, exactly as a user would launch it. ``NECTARGAN_RANK_DEBUG=1`` makes
+every rank write its own (not averaged) display-step losses and a digest of
+its networks per epoch to ``<exp>/rank_losses/rank{r}.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from _support import wait_for
+
+from nectargan.cli.main import main
+from nectargan.cli.train_cmd import strip_option, torchrun_args
+from nectargan.dataset import generate_synthetic_dataset
+from nectargan.losses import read_loss_log
+from nectargan.trainers import Pix2pixTrainer, load_checkpoint
+from nectargan.trainers.distributed import RANK_DEBUG_ENV, launched_world_size
+
+BATCHES = 4  # 32 training pairs / 2 ranks / batch 4
+UPDATE_FREQUENCY = 3  # display at idx 0 and 3
+
+
+@pytest.fixture(scope="module")
+def dataroot(tmp_path_factory):
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n=40, size=32)
+
+
+def tiny_config(tmp_path, dataroot, epochs=1, epochs_decay=1, **visdom) -> dict:
+    return {
+        "common": {"output_directory": str(tmp_path / "out"), "experiment_name": "ddp"},
+        "dataloader": {
+            "dataroot": str(dataroot),
+            "load_size": 32,
+            "crop_size": 32,
+            "batch_size": 4,
+        },
+        "train": {
+            "epochs": epochs,
+            "epochs_decay": epochs_decay,
+            "mixed_precision": "off",
+            "generator": {"features": 8, "n_downs": 5},
+            "discriminator": {"base_channels": 8, "max_channels": 32, "n_layers": 2},
+        },
+        "save": {"num_examples": 2},
+        "visualizer": {
+            "visdom": {
+                "enable": False,
+                "update_frequency": UPDATE_FREQUENCY,
+                "update_interval": 0.2,
+                **visdom,
+            }
+        },
+    }
+
+
+def write_config(tmp_path, cfg: dict):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def launch(tmp_path, *args: str, tag: str = "run") -> subprocess.Popen:
+    """``python -m nectargan train --nproc 2 ...`` in its own process group, like a terminal."""
+    env = {**os.environ, RANK_DEBUG_ENV: "1"}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "nectargan", "train", "--nproc", "2", *args]
+    return subprocess.Popen(
+        cmd,
+        stdout=open(tmp_path / f"{tag}.out", "w"),  # noqa: SIM115 (closed with the process)
+        stderr=open(tmp_path / f"{tag}.err", "w"),  # noqa: SIM115
+        env=env,
+        start_new_session=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def rank_data(exp) -> list[dict]:
+    return [json.loads((exp / "rank_losses" / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+# -- a full run ---------------------------------------------------------------------------------
+
+
+def test_two_ranks_one_dashboard_of_averages_and_equal_weights(
+    tmp_path, dataroot, visdom_server, env_name
+):
+    cfg = tiny_config(tmp_path, dataroot, enable=True, port=visdom_server.port, env_name=env_name)
+    proc = launch(tmp_path, "--config", str(write_config(tmp_path, cfg)))
+    code = finish(proc, timeout=120)
+    out, err = (tmp_path / "run.out").read_text(), (tmp_path / "run.err").read_text()
+    assert code == 0, err
+    assert "processes: 2 (gloo), batch 4 per process = 8 per step" in out
+    assert out.count("experiment: ") == 1 and out.count("done: 2 epochs") == 1
+
+    # one experiment, one checkpoint set, examples and loss log written once (rank 0)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ddp_v1"]
+    exp = tmp_path / "out" / "ddp_v1"
+    assert sorted(p.name for p in (exp / "checkpoints").glob("*.pt")) == [
+        "epoch_0001.pt",
+        "epoch_0002.pt",
+    ]
+    assert len(list((exp / "examples").glob("*.png"))) == 2 * 2
+    log = read_loss_log(exp)["losses"]
+    assert all(cols["step"] == list(range(2 * BATCHES)) for cols in log.values())
+    assert load_checkpoint(exp / "checkpoints" / "epoch_0002.pt")["global_step"] == 2 * BATCHES
+
+    # the graphed points are the mean of the two ranks' own values
+    r0, r1 = rank_data(exp)
+    expected_x = [e + i / BATCHES for e in range(2) for i in range(0, BATCHES, UPDATE_FREQUENCY)]
+    assert [p["x"] for p in r0["display"]] == pytest.approx(expected_x)
+    assert [p["x"] for p in r1["display"]] == pytest.approx(expected_x)
+    for win, names in (("loss_G", ("G_GAN", "G_L1")), ("loss_D", ("D_real", "D_fake"))):
+        series = visdom_server.line_series(win, env_name)
+        assert set(series) == set(names)
+        for name in names:
+            xs, ys = series[name]
+            a = [p["losses"][name] for p in r0["display"]]
+            b = [p["losses"][name] for p in r1["display"]]
+            assert a != b  # the ranks saw different data...
+            assert xs == pytest.approx(expected_x)
+            assert ys == pytest.approx([(u + v) / 2 for u, v in zip(a, b, strict=True)], rel=1e-5)
+
+    # ...and still hold bitwise-identical networks (parameters and BN stats) after each epoch
+    assert set(r0["digests"]) == {"1", "2"}
+    assert r0["digests"] == r1["digests"]
+
+
+# -- Ctrl-C, then resume ------------------------------------------------------------------------
+
+
+def test_sigint_stops_all_ranks_and_the_run_resumes_distributed(
+    tmp_path, dataroot, visdom_server, env_name
+):
+    cfg = tiny_config(
+        tmp_path,
+        dataroot,
+        epochs=500,
+        epochs_decay=0,
+        enable=True,
+        port=visdom_server.port,
+        env_name=env_name,
+    )
+    exp = tmp_path / "out" / "ddp_v1"
+    proc = launch(tmp_path, "--config", str(write_config(tmp_path, cfg)), tag="sigint")
+    try:
+        wait_for(
+            lambda: (exp / "checkpoints" / "epoch_0001.pt").exists() or proc.poll() is not None,
+            90,
+            what="first epoch checkpoint",
+        )
+        assert proc.poll() is None, (tmp_path / "sigint.err").read_text()
+        time.sleep(0.3)  # inside a later epoch
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        sent = time.monotonic()
+        code = finish(proc, timeout=60)
+        took = time.monotonic() - sent
+        wait_for(lambda: group_gone(proc.pid), 10, what="every rank gone")
+    finally:
+        if not group_gone(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = (tmp_path / "sigint.err").read_text()
+    assert code == 130, err
+    assert took < 30, f"exited {took:.1f}s after SIGINT"
+    assert "Traceback" not in err and "stopped all ranks" in err
+    assert err.count(f"resume with: nectargan train --resume {exp}") == 1
+
+    state = load_checkpoint(exp / "checkpoints" / "interrupted.pt")
+    assert state["interrupted"] and state["epoch"] >= 1
+    steps_done = state["global_step"]
+    for name, cols in read_loss_log(exp)["losses"].items():
+        n = len(cols["step"])
+        assert n in (steps_done, steps_done + 1), (name, n, steps_done)
+        assert cols["step"] == list(range(n))
+    assert visdom_server.line_series("loss_G", env_name)  # rank 0 flushed the dashboard
+
+    # resume with two ranks: one more epoch, from the interrupted checkpoint
+    more = state["epoch"] + 1
+    proc = launch(tmp_path, "--resume", str(exp), "--epochs", str(more), "--no-visdom", tag="res")
+    assert finish(proc, timeout=120) == 0, (tmp_path / "res.err").read_text()
+    assert f"resuming after epoch {state['epoch']}" in (tmp_path / "res.out").read_text()
+    final = load_checkpoint(exp / "checkpoints" / f"epoch_{more:04d}.pt")
+    assert final["global_step"] == steps_done + BATCHES
+    r0, r1 = rank_data(exp)
+    assert r0["digests"] == r1["digests"] and str(more) in r0["digests"]
+
+
+# -- no launcher: nothing distributed -------------------------------------------------------------
+
+
+def test_single_process_has_no_process_group(tmp_path, dataroot):
+    assert launched_world_size() == 1
+    trainer = Pix2pixTrainer(tiny_config(tmp_path, dataroot, epochs_decay=0))
+    assert trainer.dist is None and trainer.world_size == 1 and trainer.is_main_process
+    assert trainer.gen_fwd is trainer.gen and trainer.disc_fwd is trainer.disc
+    trainer.fit()
+    assert not torch.distributed.is_initialized()
+
+
+def test_nproc_is_stripped_for_torchrun():
+    argv = ["train", "--nproc", "2", "--config", "c.json", "--nproc=3", "--epochs", "2"]
+    assert strip_option(argv, "--nproc") == ["train", "--config", "c.json", "--epochs", "2"]
+    assert torchrun_args(["train", "--nproc", "4"], 4) == [
+        "--standalone",
+        "--nproc_per_node",
+        "4",
+        "-m",
+        "nectargan",
+        "train",
+    ]
+
+
+def test_bad_nproc_is_a_user_error(tmp_path, dataroot, capsys):
+    cfg_path = write_config(tmp_path, tiny_config(tmp_path, dataroot))
+    assert main(["train", "--config", str(cfg_path), "--nproc", "0"]) == 2
+    assert "--nproc: expected a number of processes >= 1, got 0" in capsys.readouterr().err
+    # settings are checked before torchrun starts any rank
+    assert main(["train", "--config", str(cfg_path), "--nproc", "2", "--epochs", "-2"]) == 2
+    assert "train.epochs: expected >= 0, got -2" in capsys.readouterr().err
