@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nectargan.utils.atomic import atomic_write_text
+
 _ANY_NUMBER = (int, float)
 
 
@@ -220,11 +222,7 @@ class Config:
 
     def export(self, path: str | Path) -> Path:
         """Write the effective config (defaults included) as JSON, atomically."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self._data, indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self._data, indent=2) + "\n")
 
     def __getattr__(self, name: str) -> Any:
         return _wrap(self._data, name)

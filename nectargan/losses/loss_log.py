@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from nectargan.utils.atomic import atomic_writer
 
 FORMAT = "nectargan.loss_log"
 VERSION = 1
@@ -40,17 +40,8 @@ Records = dict[str, dict[str, list[Any]]]
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, allow_nan=False, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path, "w") as handle:
+        json.dump(data, handle, allow_nan=False, separators=(",", ":"))
 
 
 def json_number(value: float) -> float | None:

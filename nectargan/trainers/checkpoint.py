@@ -15,14 +15,14 @@ a checkpoint is data, never code.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from nectargan.utils.atomic import atomic_write_text, atomic_writer
 
 FORMAT = "nectargan.checkpoint"
 VERSION = 1
@@ -54,25 +54,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
         "saved": datetime.now(UTC).isoformat(timespec="seconds"),
         **state,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        torch.save(payload, handle)
     _write_latest(path)
     return path
 
 
 def _write_latest(path: Path) -> None:
-    pointer = path.parent / LATEST
-    tmp = pointer.with_name(f".{LATEST}.tmp")
-    tmp.write_text(json.dumps({"file": path.name}) + "\n")
-    os.replace(tmp, pointer)
+    atomic_write_text(path.parent / LATEST, json.dumps({"file": path.name}) + "\n")
 
 
 def list_epoch_checkpoints(experiment_dir: str | Path) -> dict[int, Path]:

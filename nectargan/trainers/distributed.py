@@ -43,6 +43,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from nectargan.utils.atomic import atomic_write_text
+
 T = TypeVar("T")
 RANK_DEBUG_ENV = "NECTARGAN_RANK_DEBUG"
 RANK_DEBUG_DIR = "rank_losses"
@@ -241,10 +243,7 @@ class RankDebugLog:
         self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data), fsync=False)
 
 
 def interrupt_once() -> None:

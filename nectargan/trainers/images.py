@@ -9,6 +9,7 @@ from PIL import Image
 from torch import Tensor
 
 from nectargan.dataset.io import to_uint8
+from nectargan.utils.atomic import atomic_writer
 
 
 def triplet_image(x: Tensor, y_fake: Tensor, y: Tensor) -> Image.Image:
@@ -23,8 +24,6 @@ def triplet_image(x: Tensor, y_fake: Tensor, y: Tensor) -> Image.Image:
 
 def save_triplet(path: Path, x: Tensor, y_fake: Tensor, y: Tensor) -> Path:
     """Write the triplet to ``path`` (via a temporary file, so no half-written PNGs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    triplet_image(x, y_fake, y).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_writer(path, fsync=False) as handle:
+        triplet_image(x, y_fake, y).save(handle, format="PNG")
     return path

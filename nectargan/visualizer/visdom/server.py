@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nectargan.utils.atomic import atomic_write_text
 from nectargan.visualizer.visdom.assets import assets_present
 
 DEFAULT_PORT = 8097
@@ -141,11 +142,7 @@ def read_record(port: int) -> ServerRecord | None:
 
 
 def _write_record(record: ServerRecord) -> None:
-    path = pid_file(record.port)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2))
-    tmp.replace(path)
+    atomic_write_text(pid_file(record.port), json.dumps(asdict(record), indent=2), fsync=False)
 
 
 def pid_alive(pid: int) -> bool:
