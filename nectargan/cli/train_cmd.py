@@ -113,6 +113,8 @@ def _reporting_errors(
 
 def describe_run(trainer: Any) -> None:
     """What is about to happen and where to watch it."""
+    import torch  # already loaded by the trainer; kept out of the CLI's import time
+
     dl = trainer.config.dataloader
     loader = trainer.train_loader
     resumed = (
@@ -129,7 +131,7 @@ def describe_run(trainer: Any) -> None:
             f"processes: {n} ({trainer.dist.backend}), batch {dl.batch_size} per process "
             f"= {n * dl.batch_size} per step, {torch_threads()} thread(s) per process"
         )
-    fmt = ", channels_last" if trainer.config.train.channels_last else ""
+    fmt = ", channels_last" if trainer.memory_format == torch.channels_last else ""
     compiled = ", compiled" if trainer.config.train.compile else ""
     print(f"device: {trainer.device}, precision {trainer.precision.name}{fmt}{compiled}")
     if trainer.dashboard_url:

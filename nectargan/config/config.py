@@ -75,6 +75,7 @@ RULES: dict[str, Rule] = {
     "train.loss.lambda_vgg": Rule(min=0),
     "train.loss.vgg_weights": Rule(types=(str,), nullable=True),
     "train.mixed_precision": Rule(choices=("auto", "off", "bf16", "fp16")),
+    "train.channels_last": Rule(types=(str, bool), choices=("auto", True, False)),
     "train.resume.experiment_dir": Rule(types=(str,), nullable=True),
     "train.resume.epoch": Rule(min=-1),
     "save.model_save_rate": Rule(min=0),

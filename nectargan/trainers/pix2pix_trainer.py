@@ -27,7 +27,12 @@ from nectargan.dataset import PairedDataset
 from nectargan.losses import pix2pix
 from nectargan.scheduling import make_pix2pix_lr_scheduler
 from nectargan.trainers import checkpoint as ckpt
-from nectargan.trainers.builders import build_adam, build_discriminator, build_generator
+from nectargan.trainers.builders import (
+    build_adam,
+    build_discriminator,
+    build_generator,
+    load_optimizer_state,
+)
 from nectargan.trainers.data import make_dataset, make_loader
 from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode
@@ -351,7 +356,7 @@ def _load_net(
             f"(train.generator / train.discriminator / dataloader.channels must be the ones the "
             f"run was started with; see config.json in the experiment directory): {exc}"
         ) from exc
-    opt.load_state_dict(state["optimizer"])
+    load_optimizer_state(opt, state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])

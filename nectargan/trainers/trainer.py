@@ -97,7 +97,7 @@ class Trainer:
             )
             interrupt_once()
         self.precision = resolve_precision(self.config.train.mixed_precision, self.device)
-        self.memory_format = memory_format(self.config)
+        self.memory_format = memory_format(self.config, self.device)
         self.total_epochs = self.config.train.epochs + self.config.train.epochs_decay
         self.current_epoch = 0  # 0-based index of the epoch being trained
         self.epochs_completed = 0  # also the first epoch of this run after a resume
