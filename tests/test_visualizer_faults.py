@@ -95,6 +95,7 @@ class Loop:
         self.step = 0
         self.sent: dict[str, tuple[list, list]] = {}
         self.slowest = 0.0
+        self.blocked = 0  # calls that took longer than 0.2 s
 
     def run(self, steps: int, until: Callable[[], bool] = lambda: True, limit: float = 30) -> None:
         """At least ``steps`` iterations, then more until ``until()`` holds."""
@@ -112,7 +113,9 @@ class Loop:
             if i % 50 == 0:
                 img = torch.full((1, 3, 16, 16), (i % 200) / 100 - 1)
                 self.vis.update_images(img, img, img, f"step {i}", image_size=16)
-            self.slowest = max(self.slowest, time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            self.slowest = max(self.slowest, took)
+            self.blocked += took > 0.2
             self.step += 1
             time.sleep(0.002)
 
@@ -134,7 +137,7 @@ def test_server_killed_and_restarted_mid_run(private_visdom_server, env_name, ca
     loop.run(200, until=lambda: not restarter.is_alive() and vis.stats.connected)
     vis.stop_thread()
 
-    assert loop.slowest < 0.05  # the loop never waited on the server
+    assert loop.slowest < 0.5  # never waited for a request (1 s timeouts); margin for a busy CPU
     got = srv.line_series("loss_G", env_name) | srv.line_series("loss_D", env_name)
     assert got == loop.sent  # every point, before, during and after the outage
     stats = vis.stats
@@ -169,14 +172,14 @@ def test_stalled_server_threaded_mode_never_blocks_training(stall_proxy, visdom_
         server="http://127.0.0.1",
         port=stall_proxy.port,
         update_interval=0.1,
-        request_timeout=(0.5, 0.5),
+        request_timeout=(1.0, 1.0),
     )
     vis.start_thread()
     loop = Loop(vis)
     loop.run(50, until=lambda: vis.stats.points_delivered > 0)
     stall_proxy.stalled.set()
     loop.run(100, until=lambda: vis.stats.outages == 1)
-    assert loop.slowest < 0.05
+    assert loop.slowest < 0.5  # never waited for a request (1 s timeouts)
     start = time.monotonic()
     vis.stop_thread(timeout=1.0)
     assert time.monotonic() - start < 1.5
@@ -191,11 +194,10 @@ def test_stalled_server_single_thread_mode_is_bounded(stall_proxy, visdom_server
     loop = Loop(vis)
     loop.run(5)
     stall_proxy.stalled.set()
-    start = time.monotonic()
     loop.run(150)
-    elapsed = time.monotonic() - start
-    assert loop.slowest < 0.3 * 2 + 0.2  # one request's bound (plus a fresh-connection retry)
-    assert elapsed < 3.0  # backoff: only a few calls try the stalled server at all
+    assert loop.slowest < 0.3 * 2 + 0.3  # one request's bound (plus a fresh-connection retry)
+    # Backoff: only the few calls that fall due for a retry try the stalled server at all.
+    assert 1 <= loop.blocked <= 5
     assert len(warnings_of(caplog, "lost")) == 1
     stall_proxy.stalled.clear()
     vis.update_loss_graphs(10_000, {"G_GAN": 0.0}, {"D_real": 0.0})  # may still be backing off

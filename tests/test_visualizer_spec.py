@@ -50,6 +50,10 @@ def connect(srv: TestServer, env: str, **kwargs) -> VisdomVisualizer:
     return VisdomVisualizer(env=env, server="http://127.0.0.1", port=srv.port, **kwargs)
 
 
+def visdom_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "nectargan-visdom"]
+
+
 def grid_pixels(srv: TestServer, env: str):
     """The comparison grid as an (H, W, 3) uint8 array, decoded from what the server holds."""
     import base64
@@ -239,12 +243,11 @@ def test_update_text(visdom_server, env_name):
 
 def test_context_manager_threads_and_saves(visdom_server, env_name):
     srv = visdom_server
-    before = threading.active_count()
     with connect(srv, env_name, update_interval=60) as vis:
         assert vis.is_threaded
         vis.update_loss_graphs(0, {"a": 1.0}, {"d": 1.0})
     assert not vis.is_threaded
-    assert threading.active_count() == before
+    assert visdom_threads() == []
     assert srv.line_series("loss_G", env_name) == {"a": ([0.0], [1.0])}
     saved = json.loads((srv.env_dir / f"{env_name}.json").read_text())
     assert "loss_G" in saved["jsons"]
@@ -262,7 +265,6 @@ def test_save_persists_env(visdom_server, env_name):
 
 def test_start_stop_repeatedly_does_not_leak_threads(visdom_server, env_name):
     vis = connect(visdom_server, env_name, update_interval=0.05)
-    before = threading.active_count()
     for epoch in range(10):
         vis.start_thread()
         vis.start_thread()  # idempotent
@@ -270,7 +272,7 @@ def test_start_stop_repeatedly_does_not_leak_threads(visdom_server, env_name):
         vis.stop_thread()
         vis.stop_thread()  # idempotent
         assert not vis.is_threaded
-    assert threading.active_count() == before
+    assert visdom_threads() == []
     assert visdom_server.line_series("loss_G", env_name)["a"][1] == [float(e) for e in range(10)]
 
 

@@ -168,3 +168,18 @@ def test_grid_geometry():
     grid = render_grid(t)
     assert grid.shape == (2 * 12 + 2, 3 * 12 + 4, 3)
     assert grid.dtype.name == "uint8"
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_png_encoder_round_trips(h, w, seed):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from nectargan.visualizer.visdom.images import png_bytes
+
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    decoded = np.asarray(Image.open(io.BytesIO(png_bytes(rgb))).convert("RGB"))
+    assert (decoded == rgb).all()

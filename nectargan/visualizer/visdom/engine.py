@@ -427,16 +427,22 @@ class Worker:
         return not self.thread.is_alive()
 
     def _run(self) -> None:
+        clock = self.engine.clock
+        due = clock() + self.interval
         while True:
-            self._wake.wait(self.interval)
+            self._wake.wait(max(0.0, due - clock()))
             self._wake.clear()
             if self._stopping.is_set():
                 break
+            started = clock()
             if self.engine.io_lock.acquire(timeout=self.interval):
                 try:
                     self.engine.safe_flush()
                 finally:
                     self.engine.io_lock.release()
+            # Fixed rate, so a slow server does not stretch the interval (latency stays
+            # interval + one send); a little rest if a flush took longer than the interval.
+            due = max(started + self.interval, clock() + self.interval / 4)
         self._final_flush()
 
     def _final_flush(self) -> None:

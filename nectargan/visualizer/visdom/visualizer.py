@@ -24,7 +24,7 @@ import numbers
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import torch
@@ -98,7 +98,7 @@ class VisdomVisualizer:
         stop_timeout: float = 5.0,
         max_image_rows: int = DEFAULT_MAX_IMAGE_ROWS,
         save_interval: float | None = 300.0,
-        image_format: str = "png",
+        image_format: Literal["png", "jpeg"] = "png",
     ) -> None:
         if not isinstance(env, str) or not env:
             raise ValueError(f"env must be a non-empty string, got {env!r}")
