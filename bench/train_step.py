@@ -439,6 +439,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--all", action="store_true", help="timing, memory, visualizer, sanity")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument(
+        "--nproc", type=int, help="instead: throughput with 1 vs N processes (bench/distributed.py)"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-steps", type=int, default=4, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -458,6 +461,9 @@ def main() -> None:
     if args.child:
         child_main(args)
         return
+    if args.nproc:
+        run_distributed(args.nproc)
+        return
     results: dict[str, Any] = {"machine": machine(), "size": args.size, "batches": {}}
     batches = [] if args.no_timing else args.batch
     for batch in [] if args.no_memory else batches:  # first: see peak_rss()
@@ -475,6 +481,12 @@ def main() -> None:
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def run_distributed(nproc: int) -> None:
+    """``--nproc N``: the multi-process comparison lives in its own script; run it."""
+    script = Path(__file__).with_name("distributed.py")
+    subprocess.run([sys.executable, str(script), "--nproc", str(nproc)], check=True)
 
 
 if __name__ == "__main__":
