@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from _support import TestServer
+from _support import TestServer, launch_chromium
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -41,3 +41,13 @@ def private_visdom_server(tmp_path):
 def env_name(request) -> str:
     """A Visdom env name unique to the test, so tests sharing a server never collide."""
     return "t_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:60]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium for the browser tests (Playwright drives it)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from _support import launch_chromium
 from test_review import BATCHES, train_tiny_run
 
 from nectargan.review import read_experiment, replay, write_report
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
