@@ -51,3 +51,11 @@ def browser():
         b = launch_chromium(p)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def dataroot(tmp_path_factory):
+    """A tiny synthetic paired dataset, shared read-only: 40 pairs of 32 px (32/4/4 split)."""
+    from nectargan.dataset import generate_synthetic_dataset
+
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n=40, size=32)

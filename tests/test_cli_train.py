@@ -12,14 +12,8 @@ import pytest
 from _support import wait_for
 
 from nectargan.cli.main import main
-from nectargan.dataset import generate_synthetic_dataset
 from nectargan.losses import read_loss_log
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def dataroot(tmp_path_factory):
-    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n=40, size=32)
 
 
 def tiny_config(tmp_path, dataroot, epochs=1, epochs_decay=1, **visdom) -> dict:

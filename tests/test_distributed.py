@@ -21,18 +21,12 @@ from _support import wait_for
 
 from nectargan.cli.main import main
 from nectargan.cli.train_cmd import strip_option, torchrun_args
-from nectargan.dataset import generate_synthetic_dataset
 from nectargan.losses import read_loss_log
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 from nectargan.trainers.distributed import RANK_DEBUG_ENV, launched_world_size
 
 BATCHES = 4  # 32 training pairs / 2 ranks / batch 4
 UPDATE_FREQUENCY = 3  # display at idx 0 and 3
-
-
-@pytest.fixture(scope="module")
-def dataroot(tmp_path_factory):
-    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n=40, size=32)
 
 
 def tiny_config(tmp_path, dataroot, epochs=1, epochs_decay=1, **visdom) -> dict:

@@ -21,12 +21,6 @@ BATCHES = 8  # 32 training pairs / batch 4
 UPDATE_FREQUENCY = 3  # display at idx 0, 3, 6
 
 
-@pytest.fixture(scope="module")
-def dataroot(tmp_path_factory):
-    """40 pairs of 32 px: 32 train, 4 val, 4 test."""
-    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n=40, size=32)
-
-
 def tiny_config(tmp_path, dataroot, **sections) -> dict:
     cfg = {
         "common": {"output_directory": str(tmp_path / "out"), "experiment_name": "tiny"},
