@@ -131,6 +131,7 @@ def test_replay_real_run_has_every_logged_point(run_dir, visdom_server, env_name
     assert "completed: 2 of 2 epoch(s)" in summary
     assert "&quot;experiment_name&quot;: &quot;tiny&quot;" in summary  # the config, escaped
     assert "Timing" in summary and "iteration(s) logged" in summary
+    assert "measured by the trainer: 2 epoch(s)" in summary
 
 
 def test_replay_twice_replaces_instead_of_duplicating(run_dir, visdom_server, env_name):
@@ -294,7 +295,7 @@ def test_reader_layout_matches_the_writers():
     """The reader keeps its own copy of the file names (to stay torch-free); they must agree."""
     from nectargan.losses import loss_log
     from nectargan.review import experiment_reader as reader
-    from nectargan.trainers import checkpoint, evaluate, pix2pix_trainer, trainer
+    from nectargan.trainers import checkpoint, evaluate, pix2pix_trainer, timing, trainer
 
     assert (reader.INDEX_NAME, reader.SEGMENT_DIR, reader.FIELDS) == (
         loss_log.INDEX_NAME,
@@ -308,6 +309,7 @@ def test_reader_layout_matches_the_writers():
         checkpoint.INTERRUPTED,
     )
     assert (reader.TEST_DIR, reader.METRICS_FILE) == (evaluate.TEST_DIR, evaluate.METRICS_FILE)
+    assert reader.TIMING_FILE == timing.TIMING_FILE
 
 
 def test_helpers():

@@ -219,3 +219,15 @@ def test_demo_config_is_valid_and_small():
     cfg = Config.load(packaged_config_path("demo"))
     assert cfg.dataloader.crop_size <= 64 and cfg.dataloader.synthetic.n <= 1000
     json.loads(packaged_config_path("demo").read_text())
+
+
+def test_epoch_times_are_appended_across_resumes(tmp_path):
+    from nectargan.trainers.timing import TIMING_FILE, read_timing, record_epoch
+
+    assert read_timing(tmp_path) == []
+    record_epoch(tmp_path, 1, 2.5, 40)
+    record_epoch(tmp_path, 2, 2.25, 40)
+    epochs = read_timing(tmp_path)
+    assert [(e["epoch"], e["seconds"], e["steps"]) for e in epochs] == [(1, 2.5, 40), (2, 2.25, 40)]
+    (tmp_path / TIMING_FILE).write_text("{not json")
+    assert read_timing(tmp_path) == []

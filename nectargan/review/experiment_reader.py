@@ -34,6 +34,7 @@ CHECKPOINT_DIR = "checkpoints"
 TEST_DIR = "test"
 METRICS_FILE = "metrics.json"
 INTERRUPTED = "interrupted.pt"
+TIMING_FILE = "timing.json"
 
 _EXAMPLE = re.compile(r"^epoch_(\d+)_(\d+)\.png$")
 _EPOCH_CKPT = re.compile(r"^epoch_(\d+)\.pt$")
@@ -119,6 +120,7 @@ class Experiment:
     tests: list[TestResult] = field(default_factory=list)
     checkpoints: dict[int, Path] = field(default_factory=dict)
     interrupted_checkpoint: Path | None = None
+    epoch_times: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -165,6 +167,7 @@ def read_experiment(path: str | Path) -> Experiment:
     _read_examples(exp)
     _read_tests(exp)
     _read_checkpoints(exp)
+    _read_timing(exp)
     if not (exp.config_files or exp.losses or exp.examples or exp.checkpoints or exp.tests):
         raise ExperimentError(
             f"{str(directory)!r} is not a NectarGAN experiment directory: no config.json, "
@@ -345,6 +348,23 @@ def _read_tests(exp: Experiment) -> None:
         exp.tests.append(TestResult(metrics.parent, report, images))
 
 
+def _read_timing(exp: Experiment) -> None:
+    """Epoch durations the trainer measured (``timing.json``); absent in older or crashed runs."""
+    try:
+        data = json.loads((exp.path / TIMING_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    epochs = data.get("epochs") if isinstance(data, dict) else None
+    if isinstance(epochs, list):
+        exp.epoch_times = [
+            e for e in epochs if isinstance(e, dict) and _is_number(e.get("seconds"))
+        ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _read_checkpoints(exp: Experiment) -> None:
     folder = exp.path / CHECKPOINT_DIR
     if not folder.is_dir():
@@ -387,9 +407,25 @@ def timing_lines(exp: Experiment) -> list[str]:
     orphans = [s for s in exp.segments if not 1 <= s.run <= len(exp.runs)]
     if orphans and not exp.runs:
         lines.append(_run_timing(1, None, orphans))
+    if exp.epoch_times:
+        lines.append(_measured_epochs(exp.epoch_times))
     if not lines:
         lines.append("no timing: the loss log has no runs")
     return lines
+
+
+def _measured_epochs(epochs: list[dict[str, Any]]) -> str:
+    """One line from the trainer's own per-epoch wall times."""
+    seconds = [float(e["seconds"]) for e in epochs]
+    steps = sum(int(e.get("steps") or 0) for e in epochs)
+    total = sum(seconds)
+    text = (
+        f"measured by the trainer: {len(epochs)} epoch(s) in {_duration(total)}, "
+        f"{_duration(total / len(epochs))} per epoch on average"
+    )
+    if steps and total > 0:
+        text += f" ({steps / total:.2f} it/s)"
+    return text
 
 
 def _run_timing(number: int, started: datetime | None, segs: list[Segment]) -> str:

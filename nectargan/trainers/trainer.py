@@ -42,6 +42,7 @@ from nectargan.trainers.distributed import (
 )
 from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.precision import resolve_device, resolve_precision
+from nectargan.trainers.timing import record_epoch
 
 CALLBACKS = ("on_epoch_start", "train_step", "on_epoch_end")
 CONFIG_FILE = "config.json"
@@ -424,6 +425,18 @@ class Trainer:
             raise
         self.epochs_completed = max(self.epochs_completed, epoch + 1)
         self.last_epoch_time = time.perf_counter() - started
+        self.record_epoch_time(epoch)
+
+    def record_epoch_time(self, epoch: int) -> None:
+        """Main process: keep the epoch's duration in ``timing.json`` for later reviews."""
+        if not self.is_main_process or self.experiment_dir is None:
+            return
+        try:
+            record_epoch(
+                self.experiment_dir, epoch + 1, self.last_epoch_time, self.batches_per_epoch
+            )
+        except OSError as exc:  # a full disk must not end a run that could go on
+            self.log(f"could not record the epoch time: {exc}")
 
     def _run_batches(self, step_fn: StepFn, step_kwargs: dict[str, Any]) -> None:
         """The hot loop: move a batch to the device, step, notify observers. No host syncs."""
