@@ -136,3 +136,41 @@ def launch_chromium(playwright):
     if not os.path.exists(path):
         raise RuntimeError("Debian's chromium is not installed (apt-get install chromium)")
     return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+
+
+def tiny_training_config(output_dir, dataroot, name: str, **sections) -> dict:
+    """A seconds-long training on 32 px images; ``sections`` are deep-merged over it."""
+    cfg = {
+        "common": {"output_directory": str(output_dir), "experiment_name": name},
+        "dataloader": {
+            "dataroot": None if dataroot is None else str(dataroot),
+            "load_size": 32,
+            "crop_size": 32,
+            "batch_size": 4,
+        },
+        "train": {
+            "epochs": 1,
+            "epochs_decay": 1,
+            "generator": {"features": 8, "n_downs": 5},
+            "discriminator": {"base_channels": 8, "max_channels": 32, "n_layers": 2},
+        },
+        "save": {"num_examples": 2},
+        "visualizer": {"visdom": {"enable": False, "update_interval": 0.2}},
+    }
+    deep_update(cfg, sections)
+    return cfg
+
+
+def deep_update(target: dict, values: dict) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict):
+            deep_update(target.setdefault(key, {}), value)
+        else:
+            target[key] = value
+
+
+def write_config(directory, cfg: dict):
+    """``cfg`` as ``directory/config.json``, for the command line's ``--config``."""
+    path = directory / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path

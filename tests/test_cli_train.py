@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from _support import wait_for
+from _support import tiny_training_config, wait_for, write_config
 
 from nectargan.cli.main import main
 from nectargan.losses import read_loss_log
@@ -17,32 +17,14 @@ from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 
 
 def tiny_config(tmp_path, dataroot, epochs=1, epochs_decay=1, **visdom) -> dict:
-    return {
-        "common": {"output_directory": str(tmp_path / "out"), "experiment_name": "cli"},
-        "dataloader": {
-            "dataroot": None if dataroot is None else str(dataroot),
-            "load_size": 32,
-            "crop_size": 32,
-            "batch_size": 4,
-            "synthetic": {"n": 40, "size": 32},
-        },
-        "train": {
-            "epochs": epochs,
-            "epochs_decay": epochs_decay,
-            "generator": {"features": 8, "n_downs": 5},
-            "discriminator": {"base_channels": 8, "max_channels": 32, "n_layers": 2},
-        },
-        "save": {"num_examples": 2},
-        "visualizer": {
-            "visdom": {"enable": False, "update_frequency": 3, "update_interval": 0.2, **visdom}
-        },
-    }
-
-
-def write_config(tmp_path, cfg: dict):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(cfg))
-    return path
+    return tiny_training_config(
+        tmp_path / "out",
+        dataroot,
+        "cli",
+        dataloader={"synthetic": {"n": 40, "size": 32}},
+        train={"epochs": epochs, "epochs_decay": epochs_decay},
+        visualizer={"visdom": {"update_frequency": 3, **visdom}},
+    )
 
 
 # -- train ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 
 import pytest
 import torch
-from _support import wait_for
+from _support import tiny_training_config, wait_for, write_config
 
 from nectargan.cli.main import main
 from nectargan.cli.train_cmd import strip_option, torchrun_args
@@ -30,37 +30,13 @@ UPDATE_FREQUENCY = 3  # display at idx 0 and 3
 
 
 def tiny_config(tmp_path, dataroot, epochs=1, epochs_decay=1, **visdom) -> dict:
-    return {
-        "common": {"output_directory": str(tmp_path / "out"), "experiment_name": "ddp"},
-        "dataloader": {
-            "dataroot": str(dataroot),
-            "load_size": 32,
-            "crop_size": 32,
-            "batch_size": 4,
-        },
-        "train": {
-            "epochs": epochs,
-            "epochs_decay": epochs_decay,
-            "mixed_precision": "off",
-            "generator": {"features": 8, "n_downs": 5},
-            "discriminator": {"base_channels": 8, "max_channels": 32, "n_layers": 2},
-        },
-        "save": {"num_examples": 2},
-        "visualizer": {
-            "visdom": {
-                "enable": False,
-                "update_frequency": UPDATE_FREQUENCY,
-                "update_interval": 0.2,
-                **visdom,
-            }
-        },
-    }
-
-
-def write_config(tmp_path, cfg: dict):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(cfg))
-    return path
+    return tiny_training_config(
+        tmp_path / "out",
+        dataroot,
+        "ddp",
+        train={"epochs": epochs, "epochs_decay": epochs_decay, "mixed_precision": "off"},
+        visualizer={"visdom": {"update_frequency": UPDATE_FREQUENCY, **visdom}},
+    )
 
 
 def launch(tmp_path, *args: str, tag: str = "run") -> subprocess.Popen:

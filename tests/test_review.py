@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pytest
-from _support import free_port
+from _support import free_port, tiny_training_config
 from PIL import Image
 
 from nectargan.cli.main import main
@@ -30,24 +30,7 @@ BATCHES = 4
 
 
 def tiny_config(out: Path, dataroot: Path, name: str) -> dict:
-    return {
-        "common": {"output_directory": str(out), "experiment_name": name},
-        "dataloader": {
-            "dataroot": str(dataroot),
-            "load_size": 32,
-            "crop_size": 32,
-            "batch_size": 4,
-            "num_workers": 0,
-        },
-        "train": {
-            "epochs": 1,
-            "epochs_decay": 1,
-            "generator": {"features": 8, "n_downs": 5},
-            "discriminator": {"base_channels": 8, "max_channels": 32, "n_layers": 2},
-        },
-        "save": {"num_examples": 2},
-        "visualizer": {"visdom": {"enable": False}},
-    }
+    return tiny_training_config(out, dataroot, name, dataloader={"num_workers": 0})
 
 
 def train_tiny_run(root: Path, name: str = "tiny", crash_at: tuple[int, int] | None = None) -> Path:

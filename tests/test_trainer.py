@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from _support import free_port
+from _support import deep_update, free_port, tiny_training_config
 
 from nectargan.config import ConfigError
 from nectargan.dataset import ImageReadError, generate_synthetic_dataset
@@ -22,40 +22,15 @@ UPDATE_FREQUENCY = 3  # display at idx 0, 3, 6
 
 
 def tiny_config(tmp_path, dataroot, **sections) -> dict:
-    cfg = {
-        "common": {"output_directory": str(tmp_path / "out"), "experiment_name": "tiny"},
-        "dataloader": {
-            "dataroot": str(dataroot),
-            "load_size": 32,
-            "crop_size": 32,
-            "batch_size": 4,
-        },
-        "train": {
-            "epochs": 1,
-            "epochs_decay": 1,
-            "generator": {"features": 8, "n_downs": 5},
-            "discriminator": {"base_channels": 8, "max_channels": 32, "n_layers": 2},
-        },
-        "save": {"num_examples": 2},
-        "visualizer": {
-            "visdom": {
-                "enable": False,
-                "update_frequency": UPDATE_FREQUENCY,
-                "update_interval": 0.2,
-            }
-        },
-    }
+    cfg = tiny_training_config(
+        tmp_path / "out",
+        dataroot,
+        "tiny",
+        visualizer={"visdom": {"update_frequency": UPDATE_FREQUENCY}},
+    )
     for section, values in sections.items():
-        _deep_update(cfg.setdefault(section, {}), values)
+        deep_update(cfg.setdefault(section, {}), values)
     return cfg
-
-
-def _deep_update(target: dict, values: dict) -> None:
-    for key, value in values.items():
-        if isinstance(value, dict):
-            _deep_update(target.setdefault(key, {}), value)
-        else:
-            target[key] = value
 
 
 def _visdom_threads() -> list[threading.Thread]:
