@@ -170,6 +170,11 @@ class Trainer(metaclass=_SetupAfterInit):
         """The connected :class:`VisdomVisualizer`, or None without a dashboard."""
         return self.dashboard.vis if self.dashboard is not None else None
 
+    @vis.setter
+    def vis(self, vis: Any) -> None:
+        """Attach a visualizer you connected yourself (None: no dashboard)."""
+        self.dashboard = Dashboard(vis, log_line) if vis is not None else None
+
     @property
     def dashboard_url(self) -> str | None:
         """The env's page in a browser (the visualizer's ``env_url``), or None."""

@@ -160,7 +160,7 @@ class VisdomVisualizer:
         The env name is percent-quoted (spaces, ``/``, ``#``, ``?`` and non-ASCII
         would otherwise break or redirect the link); the server unquotes it.
         """
-        return f"{self._endpoint.url}/env/{quote(self.env, safe='')}"
+        return self._endpoint.env_url(self.env)
 
     # -- modes ------------------------------------------------------------------
 
