@@ -67,7 +67,7 @@ def run_steps(trainer, count: int) -> None:
     trainer.batches_per_epoch = len(trainer.train_loader)
     for idx, x, y in batches(trainer, count):
         trainer.train_step(x, y, idx)
-        trainer.global_step += 1
+        trainer.progress.step_done()
 
 
 def worker(args: argparse.Namespace) -> None:

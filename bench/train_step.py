@@ -125,7 +125,7 @@ class OursStep:
         x = x.to(t.device, memory_format=t.memory_format, non_blocking=True)
         y = y.to(t.device, memory_format=t.memory_format, non_blocking=True)
         t.train_step(x, y, self.idx)
-        t.global_step += 1
+        t.progress.step_done()
         self.idx += 1
 
 

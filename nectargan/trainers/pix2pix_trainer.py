@@ -83,19 +83,11 @@ class Pix2pixTrainer(Trainer):
     ) -> None:
         super().__init__(config, quicksetup=quicksetup, log_losses=log_losses)
         self.loss_subspec = loss_subspec or self.config.train.loss.subspec
-        vcfg = self.config.visualizer.visdom
-        self.update_frequency = vcfg.update_frequency
+        self.update_frequency = self.config.visualizer.visdom.update_frequency
         self.loss_log_every = self.config.save.loss_log_every
-        if self.train_loader is None:  # quicksetup=False
-            self.prepare_data()
-        self.init_networks()
-        self.init_losses()
-        if self.resume_path is not None:
-            self.load_training_state(ckpt.load_checkpoint(self.resume_path, self.device))
-        self.distribute_networks()
-        self.compile_networks()
+        # the trainer is built by Trainer.setup() (data, networks, losses, optimisers, ...)
 
-    # -- setup ------------------------------------------------------------------------
+    # -- setup (called in this order by Trainer.setup) ----------------------------------
 
     def prepare_data(self) -> None:
         self.build_dataloaders()
@@ -118,19 +110,22 @@ class Pix2pixTrainer(Trainer):
         dataset[0]
 
     def init_networks(self) -> None:
-        """G and D on the device in the chosen memory format, each with Adam and an LR schedule."""
+        """G and D on the device in the chosen memory format."""
         cfg = self.config
         self.gen = build_generator(cfg).to(self.device, memory_format=self.memory_format)
         self.disc = build_discriminator(cfg).to(self.device, memory_format=self.memory_format)
         self.gen.check_input_size(cfg.dataloader.crop_size, cfg.dataloader.crop_size)
-        self.opt_G = build_adam(self.gen, cfg)
-        self.opt_D = build_adam(self.disc, cfg)
+        self.gen_fwd: nn.Module = self.gen  # what the step calls: see wrap_networks()
+        self.disc_fwd: nn.Module = self.disc
+
+    def init_optimizers(self) -> None:
+        """Per network: Adam, its LR schedule and its grad scaler."""
+        self.opt_G = build_adam(self.gen, self.config)
+        self.opt_D = build_adam(self.disc, self.config)
         self.sched_G = self._lr_schedule(self.opt_G)
         self.sched_D = self._lr_schedule(self.opt_D)
         self.scaler_G = self.precision.make_scaler()
         self.scaler_D = self.precision.make_scaler()
-        self.gen_fwd: nn.Module = self.gen
-        self.disc_fwd: nn.Module = self.disc
 
     def _lr_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
         t = self.config.train
@@ -139,8 +134,7 @@ class Pix2pixTrainer(Trainer):
         )
 
     def init_losses(self) -> None:
-        if self.loss_manager is None:
-            self.init_loss_manager()
+        """The loss subspec's losses, registered with the loss manager, on the device."""
         self.loss_manager.init_from_spec(
             pix2pix, self.config.train.loss.to_dict(), self.loss_subspec
         )
@@ -148,6 +142,11 @@ class Pix2pixTrainer(Trainer):
         self.structure_losses = [
             name for name in self.loss_manager.names if name.startswith("G_") and name != "G_GAN"
         ]
+
+    def wrap_networks(self) -> None:
+        """DDP first (distributed runs), then ``torch.compile`` around it."""
+        self.distribute_networks()
+        self.compile_networks()
 
     def distribute_networks(self) -> None:
         """Distributed runs: the step calls G and D through DDP (see ``distributed.py``).
@@ -251,7 +250,6 @@ class Pix2pixTrainer(Trainer):
         """Advance the LR schedules, then save (checkpoint, examples, loss log) as due."""
         self.sched_G.step()
         self.sched_D.step()
-        self.epochs_completed = self.current_epoch + 1
         self.flush_loss_log()
         save = self.config.save
         last = self.epochs_completed == self.total_epochs
@@ -316,12 +314,10 @@ class Pix2pixTrainer(Trainer):
             ("D", self.disc, self.opt_D, self.sched_D, self.scaler_D),
         ):
             _load_net(key, nets[key], model, opt, sched, scaler, self.resume_path)
-        self.epochs_completed = int(state["epoch"])
+        self.progress.restore(int(state["epoch"]), int(state["global_step"]))
         for sched in (self.sched_G, self.sched_D):
             if sched.last_epoch != self.epochs_completed:  # e.g. Ctrl-C before the LR step
                 sched.load_state_dict({"last_epoch": self.epochs_completed})
-        self.global_step = int(state["global_step"])
-        self.current_epoch = self.epochs_completed
         if "rng" in state:
             torch.set_rng_state(state["rng"]["torch"].cpu())
 

@@ -2,9 +2,18 @@
 the epoch loop and what happens when training stops early.
 
 A subclass (see :class:`~nectargan.trainers.pix2pix_trainer.Pix2pixTrainer`)
-builds the networks and implements the three hooks ``on_epoch_start``,
-``train_step`` and ``on_epoch_end`` plus ``checkpoint_state``; the same hooks
-can also be passed to :meth:`Trainer.train_paired` as plain callables.
+builds its networks, losses and optimisers in the setup hooks that
+:meth:`Trainer.setup` calls in order, and implements the three hooks
+``on_epoch_start``, ``train_step`` and ``on_epoch_end`` plus
+``checkpoint_state``; the step hooks can also be passed to
+:meth:`Trainer.train_paired` as plain callables.
+
+Construction has two phases. ``__init__`` (of every class in the hierarchy)
+only stores settings and calls no overridable method; when the outermost
+``__init__`` has returned, :meth:`Trainer.setup` builds the trainer in one
+readable order (config -> data -> networks -> losses -> optimisers ->
+dashboard). So a subclass's hooks may use anything its own ``__init__`` set,
+and ``Pix2pixTrainer("my.json")`` still returns a ready trainer.
 
 Side effects that only one process of a distributed run may perform (the
 experiment directory, the exported config, the dashboard, the loss log,
@@ -20,11 +29,11 @@ from __future__ import annotations
 
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 
@@ -33,6 +42,7 @@ from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import memory_format
+from nectargan.trainers.dashboard import Dashboard, is_local_url
 from nectargan.trainers.data import ensure_synthetic_dataset, usable_cores
 from nectargan.trainers.distributed import (
     Distributed,
@@ -42,7 +52,10 @@ from nectargan.trainers.distributed import (
 )
 from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.precision import resolve_device, resolve_precision
+from nectargan.trainers.progress import Progress
 from nectargan.trainers.timing import record_epoch
+
+__all__ = ["Trainer", "is_local_url"]  # is_local_url: kept importable from here
 
 CALLBACKS = ("on_epoch_start", "train_step", "on_epoch_end")
 CONFIG_FILE = "config.json"
@@ -63,19 +76,34 @@ def _split_callback_kwargs(
     return {name: dict(callback_kwargs.get(name) or {}) for name in CALLBACKS}
 
 
-def is_local_url(server: str) -> bool:
-    """Whether a Visdom server URL points at this machine (where we may start one)."""
-    host = urlparse(server if "://" in server else f"http://{server}").hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
+def log_line(message: str) -> None:
+    """One ``nectargan:`` line on stderr."""
+    print(f"nectargan: {message}", file=sys.stderr, flush=True)
 
 
-class Trainer:
+class _SetupAfterInit(type):
+    """Calls :meth:`Trainer.setup` once the outermost ``__init__`` has returned.
+
+    A base ``__init__`` that calls subclass hooks runs them before the
+    subclass has stored its own settings; deferring the build to the end of
+    construction is what lets every ``__init__`` stay a plain list of settings.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        trainer = super().__call__(*args, **kwargs)
+        if not trainer._set_up:  # a subclass may already have called setup() itself
+            trainer.setup()
+        return trainer
+
+
+class Trainer(metaclass=_SetupAfterInit):
     """Owns everything around the training step; subclasses own the step itself.
 
     ``config``: a JSON path, dict, :class:`Config` or None (packaged defaults).
-    ``quicksetup``: create the experiment directory, export the config, create
-    the loss manager and connect the dashboard now (False leaves that to the
-    caller, e.g. for a quick in-memory experiment). ``log_losses``: write the
+    ``quicksetup``: also create the experiment directory (or find the run to
+    resume), export the config, write the loss log and connect the dashboard
+    (False: an in-memory trainer with data, networks, losses and optimisers
+    only, e.g. for benchmarks or a quick experiment). ``log_losses``: write the
     loss log (also needs ``save.log_losses``).
     """
 
@@ -100,9 +128,7 @@ class Trainer:
         self.precision = resolve_precision(self.config.train.mixed_precision, self.device)
         self.memory_format = memory_format(self.config, self.device)
         self.total_epochs = self.config.train.epochs + self.config.train.epochs_decay
-        self.current_epoch = 0  # 0-based index of the epoch being trained
-        self.epochs_completed = 0  # also the first epoch of this run after a resume
-        self.global_step = 0  # optimizer steps over the whole training, across resumes
+        self.progress = Progress()  # epoch and step counters: moved only by its methods
         self.batches_per_epoch = 0
         self.last_epoch_time = 0.0
         self.last_losses: dict[str, float] = {}  # as of the last display step
@@ -111,23 +137,53 @@ class Trainer:
         self.resume_path: Path | None = None
         self.loss_manager: LossManager | None = None
         self.train_loader: torch.utils.data.DataLoader | None = None
-        self.vis: Any = None
-        self.dashboard_url: str | None = None
-        self._vis_threaded = False
+        self.dashboard: Dashboard | None = None
+        self._in_fit = False
         self._handled_interrupt: BaseException | None = None
         self.rank_debug: RankDebugLog | None = None
+        self._quicksetup = quicksetup
+        self._set_up = False
         self._seed_and_threads()
-        if quicksetup:
-            self.quicksetup()
+        # setup() runs next, called by the metaclass once every __init__ has returned
 
     @property
     def is_main_process(self) -> bool:
         return self.rank == 0
 
+    @property
+    def current_epoch(self) -> int:
+        """0-based index of the epoch being (or last) trained."""
+        return self.progress.current_epoch
+
+    @property
+    def epochs_completed(self) -> int:
+        """Epochs whose batches are all done; also the first epoch of a resumed run."""
+        return self.progress.epochs_completed
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps over the whole training, across resumes."""
+        return self.progress.global_step
+
+    @property
+    def vis(self) -> Any:
+        """The connected :class:`VisdomVisualizer`, or None without a dashboard."""
+        return self.dashboard.vis if self.dashboard is not None else None
+
+    @vis.setter
+    def vis(self, vis: Any) -> None:
+        """Attach a visualizer you connected yourself (None: no dashboard)."""
+        self.dashboard = Dashboard(vis, log_line) if vis is not None else None
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The env's page in a browser (the visualizer's ``env_url``), or None."""
+        return self.dashboard.url if self.dashboard is not None else None
+
     def log(self, message: str) -> None:
         """One line on stderr, from the main process only."""
         if self.is_main_process:
-            print(f"nectargan: {message}", file=sys.stderr, flush=True)
+            log_line(message)
 
     def _seed_and_threads(self) -> None:
         common = self.config.common
@@ -140,22 +196,53 @@ class Trainer:
 
     # -- setup ------------------------------------------------------------------------
 
-    def quicksetup(self) -> None:
-        """Data, experiment directory, exported config, loss manager, dashboard.
+    def setup(self) -> None:
+        """Build the trainer, in this order; called once, right after construction.
 
         The data comes first, so a bad dataset fails before an experiment
-        directory is created for a run that cannot start.
+        directory is created for a run that cannot start; the dashboard comes
+        last, so a run that fails to build leaves no connection behind.
+        Without ``quicksetup`` the experiment directory, the resume and the
+        dashboard are skipped.
         """
-        self.prepare_data()
-        self.experiment_dir = self.init_experiment_dir()
-        self.export_config()
-        self.init_loss_manager()
-        self.init_visualizer()
-        self.rank_debug = RankDebugLog.from_env(self.experiment_dir, self.rank)
+        if self._set_up:
+            raise RuntimeError(f"{type(self).__name__}.setup() has already run")
+        self._set_up = True
+        self.prepare_data()  # data
+        if self._quicksetup:  # experiment directory (or the run to resume) and its config
+            self.experiment_dir = self.init_experiment_dir()
+            self.export_config()
+            self.rank_debug = RankDebugLog.from_env(self.experiment_dir, self.rank)
+        self.init_networks()  # networks
+        self.init_loss_manager()  # losses
+        self.init_losses()
+        self.init_optimizers()  # optimisers, LR schedules, grad scalers
+        if self.resume_path is not None:  # a resumed run continues its saved state
+            self.load_training_state(ckpt.load_checkpoint(self.resume_path, self.device))
+        self.wrap_networks()  # DDP / torch.compile around the restored networks
+        if self._quicksetup:  # dashboard
+            self.init_visualizer()
 
     def prepare_data(self) -> None:
         """Locate (or generate) the dataset; subclasses also build their loaders here."""
         self.resolve_dataroot()
+
+    def init_networks(self) -> None:
+        """Subclasses build their networks on ``self.device`` here."""
+
+    def init_losses(self) -> None:
+        """Subclasses register their losses with ``self.loss_manager`` here."""
+
+    def init_optimizers(self) -> None:
+        """Subclasses build optimizers, LR schedules and grad scalers here."""
+
+    def wrap_networks(self) -> None:
+        """Subclasses wrap the networks the step calls (DDP, ``torch.compile``) here."""
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint's ``state`` (a resumed run); subclasses restore theirs
+        and call ``self.progress.restore(...)``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume: no load_training_state()")
 
     def resolve_dataroot(self) -> Path:
         """``dataloader.dataroot`` or, when unset, the built-in synthetic dataset (made once).
@@ -222,66 +309,30 @@ class Trainer:
         """Connect the dashboard; without a server, start one (local URLs) or train without it.
 
         Training never fails because of the dashboard: every problem here ends
-        in a warning and ``self.vis = None``.
+        in a warning and ``self.vis = None``. When the trainer is dropped (or
+        the process exits) with the update thread still running, the thread
+        is stopped, so its last points are pushed and the env saved.
         """
         vcfg = self.config.visualizer.visdom
         if not vcfg.enable or not self.is_main_process:
             return
-        try:
-            from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
-        except ImportError as exc:
-            self.log(f"dashboard disabled: the Visdom visualizer cannot be imported ({exc})")
-            return
-        vis = self._connect_visdom(VisdomVisualizer, vcfg)
-        if vis is None:
-            return
-        try:
-            vis.clear_env()
-        except OSError as exc:
-            self.log(f"could not clear Visdom env {vcfg.env_name!r}: {exc}")
-        self.vis = vis
-        host = "localhost" if is_local_url(vcfg.server) else urlparse(vcfg.server).hostname
-        self.dashboard_url = f"http://{host}:{vcfg.port}/env/{vcfg.env_name}"
+        self.dashboard = Dashboard.connect(vcfg, log_line)  # main process only: no rank check
+        if self.dashboard is not None:
+            weakref.finalize(self, self.dashboard.stop)
 
-    def _connect_visdom(self, cls: type, vcfg: Any) -> Any:
-        """The visualizer, or None (with a warning) when no server answers.
+    def _start_dashboard_thread(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.start()
 
-        With ``autostart`` and a loopback URL the visualizer itself starts the
-        managed server (``nectargan visdom start``) when none answers.
-        """
-        where = f"{vcfg.server}:{vcfg.port}"
-        try:
-            return cls(
-                env=vcfg.env_name,
-                server=vcfg.server,
-                port=vcfg.port,
-                update_interval=vcfg.update_interval,
-                autostart=vcfg.autostart and is_local_url(vcfg.server),
-            )
-        except OSError as exc:  # ConnectionError and friends: training goes on without it
-            self.log(f"dashboard disabled, training continues without it: {exc}")
-        except ValueError as exc:
-            self.log(f"dashboard disabled: bad visualizer.visdom setting for {where}: {exc}")
-        return None
+    def _stop_dashboard_thread(self) -> None:
+        """Stop the update thread; it pushes its pending points and saves before it ends."""
+        if self.dashboard is not None:
+            self.dashboard.stop()
 
-    def _start_visualizer_thread(self) -> None:
-        if self.vis is None or self._vis_threaded:
-            return
-        try:
-            self.vis.start_thread()
-            self._vis_threaded = True
-        except Exception as exc:  # the dashboard must never stop training
-            self.log(f"dashboard thread did not start, updating inline instead ({exc})")
-
-    def _stop_visualizer_thread(self) -> None:
-        """Stop the update thread; it pushes its pending points before it ends."""
-        if not self._vis_threaded:
-            return
-        self._vis_threaded = False
-        try:
-            self.vis.stop_thread()
-        except Exception as exc:
-            self.log(f"dashboard thread did not stop cleanly ({exc})")
+    def _finish_dashboard(self) -> None:
+        """Training is over: stop the thread (flush + save) and close the visualizer."""
+        if self.dashboard is not None:
+            self.dashboard.finish()
 
     def flush_loss_log(self) -> Path | None:
         if self.loss_manager is None or not self.is_main_process:
@@ -368,8 +419,13 @@ class Trainer:
         """Train from the current position (0, or where a resume left off) to the last epoch.
 
         ``after_epoch(trainer)`` runs after each epoch (e.g. to print a summary).
-        An interruption between epochs is handled like one inside an epoch.
+        The dashboard thread is started once here and lives for the whole run:
+        it is stopped (pending points pushed, env saved) and the visualizer
+        closed when the run ends, normally, on Ctrl-C or on an error. An
+        interruption between epochs is handled like one inside an epoch.
         """
+        self._start_dashboard_thread()
+        self._in_fit = True
         try:
             for epoch in range(self.epochs_completed, self.total_epochs):
                 self.train_paired(epoch)
@@ -377,8 +433,12 @@ class Trainer:
                     after_epoch(self)
         except BaseException as exc:
             if self._handled_interrupt is not exc:
+                self._stop_dashboard_thread()
                 self.on_interrupt(exc)
             raise
+        finally:
+            self._in_fit = False
+            self._finish_dashboard()
 
     def train_paired(
         self,
@@ -393,13 +453,24 @@ class Trainer:
 
         Each hook is the callable passed here or else the method of the same
         name; ``callback_kwargs`` maps hook name to extra keyword arguments
-        (``{'train_step': {'alpha': 0.5}}``). With ``multithreaded`` the
-        dashboard updates from its own thread, started here and stopped when
-        the epoch ends. If anything interrupts the epoch (Ctrl-C included),
-        the thread is stopped with its pending points pushed, the loss log is
-        flushed and an ``interrupted.pt`` checkpoint is written, then the
-        exception propagates to the caller. Distributed, the sampler reshuffles
-        by epoch and :meth:`sync_replicas` runs before ``on_epoch_end`` saves.
+        (``{'train_step': {'alpha': 0.5}}``).
+
+        With ``multithreaded`` the dashboard updates from its own thread. When
+        this is called epoch by epoch (not from :meth:`fit`), the thread is
+        started by the first such epoch and left running between epochs (each
+        stop pushes everything and saves the whole env); it is stopped, with
+        its pending points pushed and the env saved, after the last epoch
+        (``epochs_completed == total_epochs``), by :meth:`close`, on an
+        interruption, or when the trainer is dropped. ``multithreaded=False``
+        stops a running thread first, so this epoch updates inline.
+
+        If anything interrupts the epoch (Ctrl-C included), the thread is
+        stopped, the loss log is flushed and an ``interrupted.pt`` checkpoint
+        is written, then the exception propagates to the caller. Distributed,
+        the sampler reshuffles by epoch and :meth:`sync_replicas` runs before
+        ``on_epoch_end`` saves. The epoch counts as completed
+        (``epochs_completed``) once its batches are done, so ``on_epoch_end``
+        sees it.
         """
         kwargs = _split_callback_kwargs(callback_kwargs)
         start_fn = on_epoch_start or self.on_epoch_start
@@ -407,25 +478,28 @@ class Trainer:
         end_fn = on_epoch_end or self.on_epoch_end
         if self.train_loader is None:
             raise RuntimeError("train_paired() needs self.train_loader; build the data first")
-        self.current_epoch = epoch
+        self.progress.begin_epoch(epoch)
         self.batches_per_epoch = len(self.train_loader)
         set_sampler_epoch(self.train_loader, epoch)
         started = time.perf_counter()
         if multithreaded:
-            self._start_visualizer_thread()
+            self._start_dashboard_thread()
+        else:
+            self._stop_dashboard_thread()
         try:
             start_fn(**kwargs["on_epoch_start"])
             self._run_batches(step_fn, kwargs["train_step"])
             self.sync_replicas()
+            self.progress.end_epoch()
             end_fn(**kwargs["on_epoch_end"])
-            self._stop_visualizer_thread()
         except BaseException as exc:
-            self._stop_visualizer_thread()
+            self._stop_dashboard_thread()
             self.on_interrupt(exc)
             raise
-        self.epochs_completed = max(self.epochs_completed, epoch + 1)
         self.last_epoch_time = time.perf_counter() - started
         self.record_epoch_time(epoch)
+        if not self._in_fit and self.epochs_completed >= self.total_epochs:
+            self._finish_dashboard()  # the per-epoch loop's last epoch: training is over
 
     def record_epoch_time(self, epoch: int) -> None:
         """Main process: keep the epoch's duration in ``timing.json`` for later reviews."""
@@ -445,7 +519,7 @@ class Trainer:
             x = x.to(device, memory_format=fmt, non_blocking=True)
             y = y.to(device, memory_format=fmt, non_blocking=True)
             step_fn(x, y, idx, **step_kwargs)
-            self.global_step += 1
+            self.progress.step_done()
             for observe in self.step_observers:
                 observe(self, idx)
 
@@ -479,9 +553,9 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Stop the dashboard thread if a caller left it running; flush the loss log;
-        leave the process group."""
-        self._stop_visualizer_thread()
+        """Stop the dashboard thread if a caller left it running (flush + save) and close the
+        visualizer; flush the loss log; leave the process group."""
+        self._finish_dashboard()
         self.flush_loss_log()
         if self.dist is not None:
             self.dist.close()

@@ -29,7 +29,7 @@ import ssl
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 5.0
@@ -69,6 +69,10 @@ class Endpoint:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}{self.base_path}"
+
+    def env_url(self, env: str) -> str:
+        """The page of env ``env`` in a browser; the name percent-quoted (the server unquotes)."""
+        return f"{self.url}/env/{quote(env, safe='')}"
 
 
 def _timeouts(value: float | tuple[float, float]) -> tuple[float, float]:

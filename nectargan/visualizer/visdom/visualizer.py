@@ -153,6 +153,15 @@ class VisdomVisualizer:
             f"env/{quote(self.env, safe='')}", {"eid": self.env}, timeout=_CONNECT_PROBE_TIMEOUT
         )
 
+    @property
+    def env_url(self) -> str:
+        """The env's page in a browser: the server's scheme, host, port and base path.
+
+        The env name is percent-quoted (spaces, ``/``, ``#``, ``?`` and non-ASCII
+        would otherwise break or redirect the link); the server unquotes it.
+        """
+        return self._endpoint.env_url(self.env)
+
     # -- modes ------------------------------------------------------------------
 
     @property

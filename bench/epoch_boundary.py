@@ -1,0 +1,101 @@
+"""What stopping and restarting the dashboard thread at every epoch end would cost.
+
+Run: ``.venv/bin/python bench/epoch_boundary.py`` (``--quick`` for a smoke run).
+
+``Trainer.fit()`` keeps one update thread for the whole run; the previous
+design stopped it (final flush + a full env save on the server) and started a
+new one at every epoch end. This measures that stop + start on a loopback
+Visdom server while the env grows as a run's would: the loss graphs (6
+series) and a 3x256 px image grid, after each simulated epoch of N points per
+series. Reported: median and max seconds per epoch boundary, i.e. the time
+the training thread waited at each epoch end in the old design (0 now).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nectargan.visualizer.visdom import server as managed
+from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def boundaries(vis: VisdomVisualizer, epochs: int, points: int) -> list[float]:
+    """Seconds of each epoch end's stop_thread() + start_thread() after ``points`` per series."""
+    images = torch.rand(4, 3, 256, 256) * 2 - 1
+    out, x = [], 0.0
+    vis.start_thread()
+    for _ in range(epochs):
+        for _ in range(points):
+            x += 1.0
+            vis.update_loss_graphs(
+                x, {f"G_{k}": 1.0 / x for k in range(4)}, {"D_real": 0.5, "D_fake": 0.4}
+            )
+        vis.update_images(images, images, images, "x | y | z", image_size=256)
+        started = time.perf_counter()
+        vis.stop_thread()
+        vis.start_thread()
+        out.append(time.perf_counter() - started)
+    vis.stop_thread()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    epochs, sizes = (3, [100]) if args.quick else (8, [250, 2500])
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = managed.ServerOptions(port=port, host="127.0.0.1", env_dir=Path(tmp) / "envs")
+        proc = managed.spawn(opts, Path(tmp) / "visdom.log")
+        try:
+            if not managed.wait_until_answering(opts, 30, pid=proc.pid):
+                raise SystemExit("the Visdom server did not start")
+            results = []
+            for points in sizes:
+                vis = VisdomVisualizer(env=f"bench_{points}", server="127.0.0.1", port=port)
+                vis.clear_env()
+                times = boundaries(vis, epochs, points)
+                results.append(
+                    {
+                        "points_per_series_per_epoch": points,
+                        "epochs": epochs,
+                        "median_s": statistics.median(times),
+                        "max_s": max(times),
+                        "saves": vis.stats.saves,
+                    }
+                )
+                vis.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(json.dumps({"cpu": cpu_model(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()

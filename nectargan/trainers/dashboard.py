@@ -1,0 +1,108 @@
+"""The trainer's side of the live dashboard: connect once, one update thread per training run.
+
+Every thread stop flushes the pending points and saves the whole env on the
+server, which can hold an epoch end up for seconds; so the thread is started
+once when training starts and stopped when it ends (normally, on Ctrl-C or on
+an error), never in between. Nothing here may stop training: every failure is
+a logged line and, at worst, a run without a dashboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+Log = Callable[[str], None]
+
+
+def is_local_url(server: str) -> bool:
+    """Whether a Visdom server URL points at this machine (where we may start one)."""
+    host = urlparse(server if "://" in server else f"http://{server}").hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class Dashboard:
+    """One connected visualizer and the lifetime of its update thread.
+
+    ``start()`` and ``finish()`` are idempotent, so the trainer can call them
+    at every place training may begin or end without counting; ``thread_starts``
+    says how many threads were really started (one per training run).
+    """
+
+    def __init__(self, vis: Any, log: Log) -> None:
+        self.vis = vis
+        self.log = log
+        self.thread_starts = 0
+
+    @classmethod
+    def connect(cls, vcfg: Any, log: Log) -> Dashboard | None:
+        """The dashboard for ``visualizer.visdom``, its env cleared; None (logged) without one.
+
+        With ``autostart`` and a loopback URL the visualizer itself starts the
+        managed server (``nectargan visdom start``) when none answers.
+        """
+        try:
+            from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
+        except ImportError as exc:
+            log(f"dashboard disabled: the Visdom visualizer cannot be imported ({exc})")
+            return None
+        where = f"{vcfg.server}:{vcfg.port}"
+        try:
+            vis = VisdomVisualizer(
+                env=vcfg.env_name,
+                server=vcfg.server,
+                port=vcfg.port,
+                update_interval=vcfg.update_interval,
+                autostart=vcfg.autostart and is_local_url(vcfg.server),
+            )
+        except OSError as exc:  # ConnectionError and friends: training goes on without it
+            log(f"dashboard disabled, training continues without it: {exc}")
+            return None
+        except ValueError as exc:
+            log(f"dashboard disabled: bad visualizer.visdom setting for {where}: {exc}")
+            return None
+        try:
+            vis.clear_env()
+        except OSError as exc:
+            log(f"could not clear Visdom env {vcfg.env_name!r}: {exc}")
+        return cls(vis, log)
+
+    @property
+    def url(self) -> str:
+        """Where to watch it in a browser."""
+        return str(self.vis.env_url)
+
+    @property
+    def threaded(self) -> bool:
+        return bool(self.vis.is_threaded)
+
+    def start(self) -> None:
+        """Send from the background thread from now on (a no-op while it runs)."""
+        if self.vis.is_threaded:
+            return
+        try:
+            self.vis.start_thread()
+        except Exception as exc:  # the dashboard must never stop training
+            self.log(f"dashboard thread did not start, updating inline instead ({exc})")
+            return
+        self.thread_starts += 1
+
+    def stop(self) -> None:
+        """End the thread after it has pushed its pending points and saved the env."""
+        if not self.vis.is_threaded:
+            return
+        try:
+            self.vis.stop_thread()
+        except Exception as exc:
+            self.log(f"dashboard thread did not stop cleanly ({exc})")
+
+    def finish(self) -> None:
+        """Training is over: stop the thread (flush + save) and drop the connection.
+
+        The visualizer stays usable: a later update reconnects.
+        """
+        try:
+            self.vis.close()
+        except Exception as exc:
+            self.log(f"dashboard did not close cleanly ({exc})")
