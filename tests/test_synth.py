@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nectargan.cli.data_cmd import register
+from nectargan.cli.main import main
 from nectargan.dataset import PairedDataset, generate_synthetic_dataset
 from nectargan.dataset.synth import LABEL_COLORS, render_pair
 
@@ -22,10 +21,8 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="nectargan")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """The real command line, with its one error handler (user errors: one line, exit 2)."""
+    return main(list(argv))
 
 
 def test_layout_and_counts(tmp_path: Path) -> None:

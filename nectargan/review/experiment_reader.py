@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from nectargan.errors import ExperimentUserError
+
 # The loss log's layout (nectargan/losses/loss_log.py; a test checks they agree). Not
 # imported from there because nectargan.losses pulls in torch, >1 s of a replay's start.
 INDEX_NAME = "loss_log.json"
@@ -42,7 +44,7 @@ _RESUME_CONFIG = re.compile(r"^config\.resume(\d+)\.json$")
 _SEGMENT = re.compile(r"^(\d+)\.json$")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ExperimentUserError):
     """The path is not something a review can read; the message says why."""
 
 

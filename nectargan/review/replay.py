@@ -36,6 +36,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from nectargan.errors import ServerUnreachableError
 from nectargan.review.experiment_reader import (
     ExampleEpoch,
     Experiment,
@@ -337,7 +338,7 @@ def replay(
         sender.post("events", text_body(env, summary_html(experiments, result.notes), title))
         sender.post("save", {"data": [env]})
     except TransportError as exc:
-        raise ConnectionError(
+        raise ServerUnreachableError(
             f"replay to {sender.endpoint.url} (env {env!r}) failed: {exc}. "
             f"Is a Visdom server running there? Start one with `nectargan visdom start --port {port}`."
         ) from exc

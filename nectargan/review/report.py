@@ -28,6 +28,7 @@ from urllib.parse import quote
 import numpy as np
 from matplotlib.figure import Figure
 
+from nectargan.errors import ExperimentUserError
 from nectargan.review.experiment_reader import (
     ExampleEpoch,
     Experiment,
@@ -44,7 +45,7 @@ MARKER = ".nectargan-report"
 MAX_TEST_IMAGES = 12
 
 
-class ReportError(ValueError):
+class ReportError(ExperimentUserError):
     """The report cannot be written where asked; the message says why."""
 
 

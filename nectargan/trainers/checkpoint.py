@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from nectargan.errors import CheckpointUserError
 from nectargan.utils.atomic import atomic_write_text, atomic_writer
 
 FORMAT = "nectargan.checkpoint"
@@ -32,7 +33,7 @@ LATEST = "latest.json"
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CheckpointUserError):
     """A checkpoint is missing, unreadable or does not fit; the message says which and why."""
 
 

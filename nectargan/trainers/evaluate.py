@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from nectargan.config import Config
 from nectargan.dataset import PairedDataset
+from nectargan.errors import MissingDataError
 from nectargan.metrics import MetricAverager, all_metrics
 from nectargan.models import UnetGenerator
 from nectargan.trainers import checkpoint as ckpt
@@ -46,7 +47,7 @@ def eval_dataset(
     """``split`` of the run's dataset (or of ``dataroot``), without augmentation."""
     root = Path(dataroot or config.dataloader.dataroot or "")
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingDataError(
             f"dataset {str(root)!r} not found; pass --dataroot DIR (a folder with {split}/)"
         )
     return make_dataset(config.dataloader, root, split, train=False)

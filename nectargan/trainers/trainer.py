@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from nectargan.config import Config
+from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
 from nectargan.trainers import checkpoint as ckpt
@@ -254,7 +255,7 @@ class Trainer(metaclass=_SetupAfterInit):
         if dl.dataroot is not None:
             root = Path(dl.dataroot).expanduser()
             if not root.is_dir():
-                raise FileNotFoundError(
+                raise MissingDataError(
                     f"dataloader.dataroot: {str(root)!r} is not a directory; expected a folder "
                     "with train/ (and val/, test/) subfolders of side-by-side A|B images"
                 )
@@ -286,7 +287,7 @@ class Trainer(metaclass=_SetupAfterInit):
 
     def _resume_dir(self, experiment_dir: str | None, epoch: int) -> Path:
         if not experiment_dir:
-            raise ValueError(
+            raise ConfigUserError(
                 "train.resume.experiment_dir: expected the experiment directory to resume "
                 "(e.g. output/pix2pix_v3), got null"
             )
