@@ -376,7 +376,8 @@ class Trainer(metaclass=_SetupAfterInit):
         """Latest losses per query, averaged over ranks; read on display steps only.
 
         A collective in a distributed run: every rank must call it at the same
-        step. All values travel in one all-reduce and one device-to-host copy.
+        step. All values travel in one all-reduce and one device-to-host copy,
+        which also converts the loss manager's pending records.
         """
         groups = [self.loss_manager.get_loss_tensors(q) for q in queries]
         tensors = [t for group in groups for t in group.values()]
@@ -385,7 +386,7 @@ class Trainer(metaclass=_SetupAfterInit):
             self.rank_debug.display(x, local)
         if self.dist is not None:
             tensors = self.dist.average(tensors)
-        values = iter(to_floats(tensors))
+        values = iter(self.loss_manager.read_back(tensors))  # + pending records, one transfer
         return [{name: next(values) for name in group} for group in groups]
 
     def sync_replicas(self) -> None:
