@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.dataset import PairedDataset
 from nectargan.errors import MissingDataError
@@ -24,8 +25,8 @@ from nectargan.trainers.data import make_dataset
 from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode, resolve_device
 
-METRICS_FILE = "metrics.json"
-TEST_DIR = "test"
+METRICS_FILE = layout.METRICS_FILE
+TEST_DIR = layout.TEST_DIR
 EVAL_BATCH_SIZE = 16
 
 
@@ -101,7 +102,7 @@ def evaluate_experiment(
     out = (
         Path(out_dir)
         if out_dir
-        else Path(experiment_dir) / TEST_DIR / f"epoch_{trained:04d}{suffix}"
+        else Path(experiment_dir) / TEST_DIR / layout.evaluation_dir_name(trained, suffix)
     )
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_generator(generator, dataset, dev, out if save_images else None)

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
@@ -59,7 +60,7 @@ from nectargan.trainers.timing import record_epoch
 __all__ = ["Trainer", "is_local_url"]  # is_local_url: kept importable from here
 
 CALLBACKS = ("on_epoch_start", "train_step", "on_epoch_end")
-CONFIG_FILE = "config.json"
+CONFIG_FILE = layout.CONFIG_FILE
 StepFn = Callable[..., None]
 StepObserver = Callable[["Trainer", int], None]
 
@@ -302,7 +303,7 @@ class Trainer(metaclass=_SetupAfterInit):
         path = self.experiment_dir / CONFIG_FILE
         n = 1
         while path.exists():
-            path = self.experiment_dir / f"config.resume{n}.json"
+            path = self.experiment_dir / layout.resume_config_name(n)
             n += 1
         return self.config.export(path)
 
