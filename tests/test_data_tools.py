@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from nectargan.cli.data_cmd import register
+from nectargan.cli.main import main
 from nectargan.dataset import pair_folders, split_dataset
 from nectargan.dataset.tools import split_counts
 
@@ -27,10 +26,8 @@ def names(folder: Path) -> list[str]:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="nectargan")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """The real command line, with its one error handler (user errors: one line, exit 2)."""
+    return main(list(argv))
 
 
 def test_pair_matches_by_name_and_joins_side_by_side(tmp_path: Path) -> None:

@@ -1,10 +1,9 @@
-"""L1, PSNR and SSIM against hand-computed values and a direct numpy SSIM."""
+"""L1, PSNR and SSIM against hand-computed values and scikit-image's implementations."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,25 +15,18 @@ def _unit_to_model(t: torch.Tensor) -> torch.Tensor:
     return t * 2 - 1
 
 
-def _numpy_ssim(a: np.ndarray, b: np.ndarray, size: int = 11, sigma: float = 1.5) -> float:
-    """Wang et al. SSIM, valid windows, one channel, written as plainly as possible."""
-    coords = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(coords**2) / (2 * sigma**2))
-    w = np.outer(g, g) / np.outer(g, g).sum()
-    c1, c2 = 0.01**2, 0.03**2
-    h, wd = a.shape
-    values = []
-    for i in range(h - size + 1):
-        for j in range(wd - size + 1):
-            pa, pb = a[i : i + size, j : j + size], b[i : i + size, j : j + size]
-            ma, mb = (w * pa).sum(), (w * pb).sum()
-            va = (w * pa * pa).sum() - ma**2
-            vb = (w * pb * pb).sum() - mb**2
-            cov = (w * pa * pb).sum() - ma * mb
-            values.append(
-                ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
-            )
-    return float(np.mean(values))
+def _skimage_metrics():
+    """scikit-image's SSIM and PSNR: an independent implementation (a test-only dependency)."""
+    import skimage.metrics
+
+    return skimage.metrics
+
+
+def _images(seed: int, shape: tuple[int, ...], noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random [0, 1] batch and a noisy copy of it."""
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.rand(*shape, generator=gen)
+    return a, (a + noise * torch.randn(*shape, generator=gen)).clamp(0, 1)
 
 
 def test_l1_and_psnr_of_a_constant_offset():
@@ -55,14 +47,40 @@ def test_identical_images_are_perfect_and_finite():
     assert torch.all(psnr == metrics.PSNR_MAX_DB) and all(math.isfinite(v) for v in psnr.tolist())
 
 
-def test_ssim_matches_a_direct_numpy_implementation():
-    gen = torch.Generator().manual_seed(0)
-    a = torch.rand(1, 1, 20, 20, generator=gen)
-    b = (a + 0.15 * torch.randn(1, 1, 20, 20, generator=gen)).clamp(0, 1)
-    ours = float(metrics.ssim(_unit_to_model(a), _unit_to_model(b))[0])
-    assert ours == pytest.approx(
-        _numpy_ssim(a[0, 0].double().numpy(), b[0, 0].double().numpy()), abs=1e-5
-    )
+@pytest.mark.parametrize(
+    ("seed", "shape", "noise"),
+    [(0, (1, 1, 20, 20), 0.15), (1, (2, 3, 32, 24), 0.05), (2, (1, 3, 48, 48), 0.4)],
+)
+def test_ssim_matches_scikit_image(seed, shape, noise):
+    sk = _skimage_metrics()
+    a, b = _images(seed, shape, noise)
+    ours = metrics.ssim(_unit_to_model(a), _unit_to_model(b)).tolist()
+    # Wang et al.'s settings: 11x11 Gaussian window (sigma 1.5), population covariance
+    theirs = [
+        sk.structural_similarity(
+            a[i].double().numpy(),
+            b[i].double().numpy(),
+            channel_axis=0,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for i in range(shape[0])
+    ]
+    assert ours == pytest.approx(theirs, abs=1e-5)
+
+
+@pytest.mark.parametrize(("seed", "noise"), [(3, 0.02), (4, 0.1), (5, 0.5)])
+def test_psnr_matches_scikit_image(seed, noise):
+    sk = _skimage_metrics()
+    a, b = _images(seed, (2, 3, 16, 16), noise)
+    ours = metrics.psnr(_unit_to_model(b), _unit_to_model(a)).tolist()
+    theirs = [
+        sk.peak_signal_noise_ratio(a[i].double().numpy(), b[i].double().numpy(), data_range=1.0)
+        for i in range(2)
+    ]
+    assert ours == pytest.approx(theirs, abs=1e-3)
 
 
 def test_ssim_averages_channels_and_falls_with_noise():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -198,7 +197,8 @@ def test_run_without_dashboard_or_examples(tmp_path, visdom_server, env_name):
     assert any("no config.json" in p for p in exp.problems)
 
 
-def test_100k_point_log_replays_in_seconds(tmp_path, visdom_server, env_name):
+def test_100k_point_log_replays_in_bulk(tmp_path, visdom_server, env_name):
+    """Every point arrives in a handful of requests (the time it takes: bench/former_test_bounds.py)."""
     exp_dir = tmp_path / "long_v1"
     n, per = 50_000, 10_000
     log = LossLog(exp_dir)
@@ -215,14 +215,11 @@ def test_100k_point_log_replays_in_seconds(tmp_path, visdom_server, env_name):
         }
         log.write_segment({"G_L1": cols, "D_real": dict(cols)})
     log.write_index()
-    started = time.perf_counter()
     exp = read_experiment(exp_dir)
     result = replay([exp], env=env_name, server="http://127.0.0.1", port=visdom_server.port)
-    elapsed = time.perf_counter() - started
     assert result.points == {"loss_G": {"G_L1": n}, "loss_D": {"D_real": n}}
     assert len(visdom_server.line_series("loss_D", env_name)["D_real"][0]) == n
     assert result.requests <= 6  # env, 2 windows, summary, save: points go in bulk
-    assert elapsed < 15, f"100k points took {elapsed:.1f} s"
 
 
 def test_replay_to_missing_server_fails_clearly(run_dir, capsys):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nectargan.cli.data_cmd import register
+from nectargan.cli.main import main
 from nectargan.dataset import PairedDataset, generate_synthetic_dataset
 from nectargan.dataset.synth import LABEL_COLORS, render_pair
 
@@ -22,10 +20,8 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="nectargan")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """The real command line, with its one error handler (user errors: one line, exit 2)."""
+    return main(list(argv))
 
 
 def test_layout_and_counts(tmp_path: Path) -> None:
@@ -87,11 +83,10 @@ def test_bad_arguments(tmp_path: Path, kw: dict, match: str) -> None:
         generate_synthetic_dataset(tmp_path, **({"n": 4, "size": 16} | kw))
 
 
-def test_fast_enough_for_thousands(tmp_path: Path) -> None:
-    start = time.perf_counter()
-    generate_synthetic_dataset(tmp_path, n=200, size=64)
-    # ~1.5 ms a pair on one core; the bound leaves room for a busy CI machine.
-    assert time.perf_counter() - start < 4.0
+def test_generates_hundreds_of_pairs(tmp_path: Path) -> None:
+    # Its speed (ms per pair) is measured in bench/former_test_bounds.py, not asserted here.
+    out = generate_synthetic_dataset(tmp_path, n=200, size=64)
+    assert sum(len(list((out / s).glob("*.png"))) for s in ("train", "val", "test")) == 200
 
 
 def test_loads_as_paired_dataset(tmp_path: Path) -> None:

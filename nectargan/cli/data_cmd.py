@@ -7,22 +7,20 @@ import sys
 import time
 from collections.abc import Callable
 
-# Errors that mean "bad input", reported as one line instead of a traceback.
-USER_ERRORS = (ValueError, OSError)
 
+def _user_files(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every path a data command touches is the user's: an OS refusal there is a user error."""
 
-def _report_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        try:
+        from nectargan.errors import user_files
+
+        with user_files(f"{args.data_command}"):
             return fn(args)
-        except USER_ERRORS as exc:
-            print(f"nectargan data {args.data_command}: error: {exc}", file=sys.stderr)
-            return 2
 
     return run
 
 
-@_report_errors
+@_user_files
 def cmd_synth(args: argparse.Namespace) -> int:
     # Imported here so `nectargan --help` does not pay for importing torch.
     from nectargan.dataset.synth import generate_synthetic_dataset
@@ -43,7 +41,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-@_report_errors
+@_user_files
 def cmd_pair(args: argparse.Namespace) -> int:
     from nectargan.dataset.tools import pair_folders
 
@@ -53,7 +51,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     return 0
 
 
-@_report_errors
+@_user_files
 def cmd_split(args: argparse.Namespace) -> int:
     from nectargan.dataset.tools import split_dataset
 

@@ -1,10 +1,19 @@
-"""The ``nectargan`` command: one sub-command module per job, registered here."""
+"""The ``nectargan`` command: one sub-command module per job, registered here.
+
+Errors are handled once, here: a :class:`~nectargan.errors.UserError` (bad
+input, a missing file, no server) is printed as one line and exits 2; any
+other exception is a bug, so it keeps its traceback, says where to report it
+and exits 1; Ctrl-C exits 130.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import traceback
+
+from nectargan.errors import UserError
 
 # Each module exposes ``register(subparsers)``; a missing one (a feature not
 # installed in this checkout yet) is skipped rather than breaking the others.
@@ -14,6 +23,11 @@ COMMAND_MODULES = (
     "nectargan.cli.train_cmd",
     "nectargan.cli.review_cmd",
 )
+# Sub-command attributes argparse sets for command groups (``nectargan data pair``).
+SUBCOMMAND_DESTS = ("data_command", "visdom_command", "config_command")
+ISSUES_FALLBACK = "the NectarGAN issue tracker"
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +47,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``nectargan data pair``: the words the user typed to reach the failing command."""
+    words = ["nectargan", getattr(args, "command", None)]
+    words += [getattr(args, dest, None) for dest in SUBCOMMAND_DESTS]
+    return " ".join(w for w in words if isinstance(w, str) and w)
+
+
+def issues_url() -> str:
+    """Where bugs go: the package's ``Issues`` project URL when it declares one."""
+    try:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        urls = metadata("nectargan").get_all("Project-URL") or []
+    except (ImportError, PackageNotFoundError):
+        return ISSUES_FALLBACK
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("issues", "bug tracker", "bugs") and url.strip():
+            return url.strip()
+    return ISSUES_FALLBACK
+
+
+def report_bug(args: argparse.Namespace) -> None:
+    """The traceback, then one line saying this is a bug and where to report it."""
+    traceback.print_exc()
+    print(
+        f"{command_name(args)}: internal error: this is a bug in NectarGAN (or a library it "
+        f"uses), not a problem with your input; please report it to {issues_url()} with the "
+        "traceback above and the command you ran",
+        file=sys.stderr,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -41,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except UserError as exc:
+        print(f"{command_name(args)}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception:
+        report_bug(args)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from nectargan.errors import ConfigUserError
 
 DEFAULT_SERVER = "http://localhost"
 DEFAULT_PORT = 8097
@@ -38,7 +38,7 @@ def _register_replay(subparsers: argparse._SubParsersAction) -> None:
         default=60.0,
         help="seconds to wait for each request (default: %(default)s)",
     )
-    p.set_defaults(func=_reporting_errors(cmd_replay))
+    p.set_defaults(func=cmd_replay)
 
 
 def _register_report(subparsers: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-scale", action="store_true", help="logarithmic loss axis")
     _add_max_image_epochs(p)
-    p.set_defaults(func=_reporting_errors(cmd_report))
+    p.set_defaults(func=cmd_report)
 
 
 def _add_max_image_epochs(p: argparse.ArgumentParser) -> None:
@@ -72,31 +72,20 @@ def _add_max_image_epochs(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _reporting_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[Any], int]:
-    """Bad input or an unreachable server: one line on stderr, exit status 2, no traceback."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except (ValueError, OSError) as exc:  # ExperimentError/ReportError are ValueErrors
-            print(f"nectargan {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def _check_options(args: argparse.Namespace) -> None:
     """Refuse bad numbers up front, naming the flag and the value."""
     if args.max_image_epochs < 0:
-        raise ValueError(f"--max-image-epochs must be >= 0 (0: all), got {args.max_image_epochs}")
+        raise ConfigUserError(
+            f"--max-image-epochs must be >= 0 (0: all), got {args.max_image_epochs}"
+        )
     timeout = getattr(args, "timeout", None)
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {timeout}")
+        raise ConfigUserError(f"--timeout must be a positive number of seconds, got {timeout}")
     smooth = getattr(args, "smooth", None)
     if smooth is not None and not 0.0 <= smooth < 1.0:
-        raise ValueError(f"--smooth must be in [0, 1) (0: off, 0.9: strong), got {smooth}")
+        raise ConfigUserError(f"--smooth must be in [0, 1) (0: off, 0.9: strong), got {smooth}")
     if getattr(args, "port", None) is not None and not 0 < args.port < 65536:
-        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+        raise ConfigUserError(f"--port must be in 1..65535, got {args.port}")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -105,7 +94,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     _check_options(args)
     if args.env is not None and not args.env.strip():
-        raise ValueError(f"--env must be a non-empty name, got {args.env!r}")
+        raise ConfigUserError(f"--env must be a non-empty name, got {args.env!r}")
     experiments = [read_experiment(path) for path in args.experiments]
     result = replay(
         experiments,

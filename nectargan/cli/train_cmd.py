@@ -7,11 +7,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nectargan.errors import ConfigUserError
 from nectargan.utils.progress import ProgressBar, format_duration
 
 PACKAGED_CONFIGS = ("demo",)
@@ -38,7 +38,7 @@ def _parse_set(item: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true, null), else text."""
     key, sep, raw = item.partition("=")
     if not sep or not key:
-        raise ValueError(
+        raise ConfigUserError(
             f"--set expects KEY=VALUE (e.g. train.generator.features=16), got {item!r}"
         )
     try:
@@ -88,27 +88,6 @@ def config_from_args(args: argparse.Namespace, default: Any = None) -> Any:
 
 
 # -- shared pieces ----------------------------------------------------------------------
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input: one line on stderr, exit status 2, no traceback."""
-    from nectargan.config import ConfigError
-    from nectargan.trainers.checkpoint import CheckpointError
-
-    return (ConfigError, CheckpointError, ValueError, OSError)
-
-
-def _reporting_errors(
-    fn: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except _user_errors() as exc:
-            print(f"nectargan {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
 
 
 def describe_run(trainer: Any) -> None:
@@ -227,7 +206,9 @@ def launch_distributed(args: argparse.Namespace) -> int:
     from nectargan.trainers.distributed import launched_world_size
 
     if launched_world_size() > 1:
-        raise ValueError("--nproc: already running under a distributed launcher (WORLD_SIZE set)")
+        raise ConfigUserError(
+            "--nproc: already running under a distributed launcher (WORLD_SIZE set)"
+        )
     sys.stdout.flush()
     try:
         torchrun.main(torchrun_args(args.argv, args.nproc))
@@ -239,12 +220,11 @@ def launch_distributed(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reporting_errors
 def cmd_train(args: argparse.Namespace) -> int:
     from nectargan.trainers import Pix2pixTrainer
 
     if args.nproc is not None and args.nproc < 1:
-        raise ValueError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
+        raise ConfigUserError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
     config = config_from_args(args)  # a bad setting fails here, before any rank starts
     if args.nproc is not None and args.nproc > 1:
         return launch_distributed(args)
@@ -270,7 +250,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 # -- test ---------------------------------------------------------------------------------
 
 
-@_reporting_errors
 def cmd_test(args: argparse.Namespace) -> int:
     from nectargan.trainers.evaluate import evaluate_experiment
 
@@ -297,7 +276,6 @@ def cmd_test(args: argparse.Namespace) -> int:
 # -- demo ---------------------------------------------------------------------------------
 
 
-@_reporting_errors
 def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic data, a dashboard, a short training, then the test-split summary."""
     from nectargan.trainers import Pix2pixTrainer

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nectargan.visualizer.visdom import server
-from nectargan.visualizer.visdom.assets import AssetInstallError, install_assets
+from nectargan.visualizer.visdom.assets import install_assets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,18 +74,10 @@ def _options(args: argparse.Namespace) -> server.ServerOptions:
     return opts
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        opts = _options(args)
-    except (server.ServerError, ValueError) as exc:
-        return _fail(str(exc))
+    opts = _options(args)
     if server.probe(opts.host, opts.port) != "free":
-        return _fail(f"port {opts.port} is already in use")
+        raise server.ServerError(f"port {opts.port} is already in use")
     from nectargan.visualizer.visdom import _serve
 
     argv = opts.command()[3:]  # drop "python -m module"
@@ -94,11 +86,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    try:
-        opts = _options(args)
-        record, started = server.start(opts)
-    except (server.ServerError, ValueError) as exc:
-        return _fail(str(exc))
+    opts = _options(args)
+    record, started = server.start(opts)
     if not started:
         print(f"A Visdom server already answers on port {opts.port}; reusing it: {record.url}")
         return 0
@@ -140,8 +129,5 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_install_assets(args: argparse.Namespace) -> int:
-    try:
-        install_assets(force=args.force)
-    except AssetInstallError as exc:
-        return _fail(str(exc))
+    install_assets(force=args.force)
     return 0

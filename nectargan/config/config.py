@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nectargan.errors import ConfigUserError
 from nectargan.utils.atomic import atomic_write_text
 
 _ANY_NUMBER = (int, float)
@@ -89,7 +90,7 @@ RULES: dict[str, Rule] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigUserError):
     """Every problem found in a config, one line per key path."""
 
     def __init__(self, problems: list[str], source: str = "config") -> None:

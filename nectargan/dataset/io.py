@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from nectargan.errors import ConfigUserError, DataUserError
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 SPLITS = ("train", "val", "test")
@@ -15,7 +17,7 @@ SPLITS = ("train", "val", "test")
 ALPHA_BACKGROUND = (255, 255, 255)
 
 
-class ImageReadError(OSError):
+class ImageReadError(DataUserError, OSError):
     """A file that looks like an image (by extension) could not be decoded."""
 
 
@@ -33,7 +35,7 @@ def list_images(folder: Path) -> list[Path]:
 
 def check_channels(channels: int) -> str:
     if channels not in CHANNEL_MODES:
-        raise ValueError(f"channels {channels!r} is not supported; expected one of 1, 3, 4")
+        raise ConfigUserError(f"channels {channels!r} is not supported; expected one of 1, 3, 4")
     return CHANNEL_MODES[channels]
 
 

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from nectargan.dataset.augment import AugmentConfig, PairedTransform
 from nectargan.dataset.io import SPLITS, ImageReadError, check_channels, list_images, load_image
+from nectargan.errors import ConfigUserError, MissingDataError
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -46,7 +47,7 @@ class PairedDataset(Dataset):
         is_train: bool | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
-            raise ValueError(f"direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
+            raise ConfigUserError(f"direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
         check_channels(channels)
         self.root, self.split = Path(root), split
         self.direction, self.channels = direction, channels
@@ -58,13 +59,13 @@ class PairedDataset(Dataset):
     def _find_images(self) -> list[Path]:
         folder = self.root / self.split
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise MissingDataError(
                 f"split folder '{folder}' not found; expected {self.root}/<split>/ with split "
                 f"in {', '.join(SPLITS)} holding side-by-side A|B images"
             )
         paths = list_images(folder)
         if not paths:
-            raise FileNotFoundError(f"no image files in '{folder}'")
+            raise MissingDataError(f"no image files in '{folder}'")
         return paths
 
     def __len__(self) -> int:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from nectargan.dataset.io import SPLITS, list_images
 from nectargan.dataset.tools import check_ratios, split_counts
+from nectargan.errors import DataExistsError, DataUserError
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
@@ -164,7 +165,7 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
     """Refuse to mix with existing images unless asked to replace them."""
     existing = [p for s in SPLITS if (out_dir / s).is_dir() for p in list_images(out_dir / s)]
     if existing and not overwrite:
-        raise FileExistsError(
+        raise DataExistsError(
             f"'{out_dir}' already holds {len(existing)} images but no finished dataset with "
             f"these settings; choose another folder or pass overwrite=True (--overwrite)"
         )
@@ -177,9 +178,9 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
 
 def _check_args(n: int, size: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n {n!r} must be a positive integer number of pairs")
+        raise DataUserError(f"n {n!r} must be a positive integer number of pairs")
     if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
-        raise ValueError(f"size {size!r} must be an integer >= {MIN_SIZE} pixels")
+        raise DataUserError(f"size {size!r} must be an integer >= {MIN_SIZE} pixels")
 
 
 def generate_synthetic_dataset(

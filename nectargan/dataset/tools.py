@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from nectargan.dataset.io import SPLITS, list_images, load_image, side_by_side
+from nectargan.errors import DataExistsError, DataUserError, MissingDataError
 
 # Long lists of unmatched names are cut to this many in error messages.
 MAX_LISTED = 20
@@ -20,11 +21,11 @@ def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     """Three non-negative train/val/test ratios summing to 1."""
     r = [float(v) for v in ratios]
     if len(r) != 3 or any(v < 0 or not math.isfinite(v) for v in r):
-        raise ValueError(
+        raise DataUserError(
             f"ratios {list(ratios)} must be three non-negative numbers (train val test)"
         )
     if abs(sum(r) - 1.0) > 1e-6:
-        raise ValueError(f"ratios {list(ratios)} must sum to 1, they sum to {sum(r):g}")
+        raise DataUserError(f"ratios {list(ratios)} must sum to 1, they sum to {sum(r):g}")
     return r[0], r[1], r[2]
 
 
@@ -50,7 +51,7 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in list_images(folder):
         if path.stem in found:
-            raise ValueError(
+            raise DataUserError(
                 f"'{folder}' holds two images named '{path.stem}' ({found[path.stem].name}, "
                 f"{path.name}); names must be unique without extension"
             )
@@ -60,12 +61,12 @@ def _by_stem(folder: Path) -> dict[str, Path]:
 
 def _require_dir(path: Path, what: str) -> None:
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} '{path}' is not a directory")
+        raise MissingDataError(f"{what} '{path}' is not a directory")
 
 
 def _ensure_empty_output(folder: Path) -> None:
     if folder.is_dir() and list_images(folder):
-        raise FileExistsError(f"output folder '{folder}' already holds images; use an empty one")
+        raise DataExistsError(f"output folder '{folder}' already holds images; use an empty one")
     folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -78,15 +79,15 @@ def _pair_one_folder(a_dir: Path, b_dir: Path, out_dir: Path, resize: bool) -> i
             msg.append(f"  only in A ({len(only_a)}): {_names(only_a)}")
         if only_b:
             msg.append(f"  only in B ({len(only_b)}): {_names(only_b)}")
-        raise ValueError("\n".join(msg))
+        raise DataUserError("\n".join(msg))
     if not a:
-        raise FileNotFoundError(f"no image files in '{a_dir}'")
+        raise MissingDataError(f"no image files in '{a_dir}'")
     _ensure_empty_output(out_dir)
     for stem in sorted(a):
         img_a, img_b = load_image(a[stem], 3), load_image(b[stem], 3)
         if img_a.size != img_b.size:
             if not resize:
-                raise ValueError(
+                raise DataUserError(
                     f"'{a[stem]}' is {img_a.size[0]}x{img_a.size[1]} but '{b[stem]}' is "
                     f"{img_b.size[0]}x{img_b.size[1]}; pass resize=True (--resize) to fit B to A"
                 )
@@ -110,7 +111,7 @@ def pair_folders(
     a_splits = [s for s in SPLITS if (a_dir / s).is_dir()]
     b_splits = [s for s in SPLITS if (b_dir / s).is_dir()]
     if a_splits != b_splits:
-        raise ValueError(
+        raise DataUserError(
             f"A '{a_dir}' has split folders {a_splits} but B '{b_dir}' has {b_splits}; "
             f"they must match"
         )
@@ -133,10 +134,10 @@ def split_dataset(
     src, out_dir = Path(src), Path(out_dir)
     _require_dir(src, "source folder")
     if src.resolve() == out_dir.resolve():
-        raise ValueError(f"output folder '{out_dir}' must differ from the source folder")
+        raise DataUserError(f"output folder '{out_dir}' must differ from the source folder")
     paths = list_images(src)
     if not paths:
-        raise FileNotFoundError(f"no image files in '{src}'")
+        raise MissingDataError(f"no image files in '{src}'")
     random.Random(seed).shuffle(paths)
     counts = split_counts(len(paths), ratios)
     for split in SPLITS:

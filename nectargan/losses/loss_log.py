@@ -17,23 +17,31 @@ a temporary file and renamed into place, so a crash or Ctrl-C never leaves a
 half-written file. A new run in the same directory (a resume) adds a run
 entry and continues the segment numbering; existing files are never rewritten
 except the index. ``read_loss_log`` merges everything back into one dict.
+
+Reading is tolerant, for runs that crashed mid-write: :func:`read_log_files`
+keeps every readable segment and lists what it skipped, and why, in
+``problems``. It is the one reader: ``read_loss_log`` and the experiment
+reader behind replay and report both use it. File names come from
+:mod:`nectargan.experiment_layout`; nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_writer
 
-FORMAT = "nectargan.loss_log"
-VERSION = 1
-INDEX_NAME = "loss_log.json"
-SEGMENT_DIR = "loss_log"
-FIELDS = ("epoch", "step", "raw", "weight")
+FORMAT = layout.LOSS_LOG_FORMAT
+VERSION = layout.LOSS_LOG_VERSION
+INDEX_NAME = layout.LOSS_LOG_INDEX
+SEGMENT_DIR = layout.LOSS_LOG_DIR
+FIELDS = layout.LOSS_LOG_FIELDS
 
 Records = dict[str, dict[str, list[Any]]]
 
@@ -91,7 +99,7 @@ class LossLog:
 
     def _write_segment(self, records: Records) -> Path:
         number = self._next_segment_number()
-        path = self.segment_dir / f"{number:06d}.json"
+        path = self.segment_dir / layout.segment_name(number)
         body = {name: _clean_columns(cols) for name, cols in records.items()}
         atomic_write_json(path, {"segment": number, "run": len(self.index["runs"]), "losses": body})
         self.index["segments"] = number
@@ -104,13 +112,13 @@ class LossLog:
     def _next_segment_number(self) -> int:
         """Never reuse a number, even if the index lags behind the files (crash mid-flush)."""
         number = self.index["segments"] + 1
-        while (self.segment_dir / f"{number:06d}.json").exists():
+        while (self.segment_dir / layout.segment_name(number)).exists():
             number += 1
         return number
 
     def _load_index(self) -> dict[str, Any]:
         if not self.index_path.exists():
-            return {"format": FORMAT, "version": VERSION, "segments": 0, "runs": [], "losses": {}}
+            return empty_index()
         try:
             index = json.loads(self.index_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -131,23 +139,173 @@ def _clean_columns(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
     }
 
 
-def read_loss_log(experiment_dir: str | Path) -> dict[str, Any]:
-    """Merge the index and all segments: ``{'losses': {name: {field: [...]}}, 'runs': [...]}``.
+def empty_index() -> dict[str, Any]:
+    """The index of a log nothing has been written to yet."""
+    return {"format": FORMAT, "version": VERSION, "segments": 0, "runs": [], "losses": {}}
 
-    Each loss also gets a ``weighted`` column (``raw * weight``, None if unknown).
+
+# -- reading ----------------------------------------------------------------------------
+
+
+@dataclass
+class SegmentRead:
+    """One readable segment: its number, run, file and per-loss columns (equal lengths).
+
+    ``raw``/``weight`` keep ``None`` for a non-finite value; epochs and steps are numbers.
+    """
+
+    number: int
+    run: int
+    path: Path
+    losses: dict[str, dict[str, list[Any]]]
+
+    @property
+    def records(self) -> int:
+        return max((len(cols["step"]) for cols in self.losses.values()), default=0)
+
+    def epochs(self) -> list[float]:
+        return [e for cols in self.losses.values() for e in cols["epoch"]]
+
+
+@dataclass
+class LogFiles:
+    """What :func:`read_log_files` found: the index (None when unusable), segments, problems."""
+
+    index: dict[str, Any] | None
+    segments: list[SegmentRead] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    folder_exists: bool = False
+
+    @property
+    def found(self) -> bool:
+        """Whether there is any loss log at all (an index or a segment folder)."""
+        return self.index is not None or self.folder_exists
+
+
+def read_log_files(experiment_dir: str | Path) -> LogFiles:
+    """Index and segments of ``experiment_dir``'s loss log, skipping what cannot be read.
+
+    Never raises for a damaged log: a truncated segment (a crash mid-write),
+    a foreign index or ragged columns each add one line to ``problems``.
     """
     directory = Path(experiment_dir)
-    index = LossLog(directory).index
-    merged: Records = {name: {f: [] for f in FIELDS} for name in index["losses"]}
-    for path in sorted((directory / SEGMENT_DIR).glob("[0-9]*.json")):
-        segment = json.loads(path.read_text(encoding="utf-8"))
-        for name, cols in segment["losses"].items():
+    folder = directory / SEGMENT_DIR
+    out = LogFiles(index=None, folder_exists=folder.is_dir())
+    out.index = _read_index(directory / INDEX_NAME, out.problems)
+    for number, path in _segment_files(folder):
+        segment = _read_segment(number, path, out.problems)
+        if segment is not None:
+            out.segments.append(segment)
+    return out
+
+
+def read_loss_log(experiment_dir: str | Path) -> dict[str, Any]:
+    """Merge the index and all readable segments into one dict.
+
+    ``{'index': ..., 'runs': [...], 'losses': {name: {field: [...]}}, 'problems': [...]}``;
+    each loss also gets a ``weighted`` column (``raw * weight``, None if unknown).
+    """
+    files = read_log_files(experiment_dir)
+    index = files.index if files.index is not None else empty_index()
+    merged: Records = {name: {f: [] for f in FIELDS} for name in index.get("losses") or {}}
+    for segment in files.segments:
+        for name, cols in segment.losses.items():
             target = merged.setdefault(name, {f: [] for f in FIELDS})
-            for field in FIELDS:
-                target[field].extend(cols[field])
+            for column in FIELDS:
+                target[column].extend(cols[column])
     for cols in merged.values():
         cols["weighted"] = [
             None if r is None or w is None else r * w
             for r, w in zip(cols["raw"], cols["weight"], strict=True)
         ]
-    return {"index": index, "runs": index["runs"], "losses": merged}
+    runs = index.get("runs")
+    return {
+        "index": index,
+        "runs": runs if isinstance(runs, list) else [],
+        "losses": merged,
+        "problems": files.problems,
+    }
+
+
+def _read_index(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    data = _load_json(path, problems, "loss log index")
+    if not isinstance(data, dict) or not isinstance(data.get("losses", {}), dict):
+        if data is not None:
+            problems.append(f"{INDEX_NAME}: not a loss log index, ignored")
+        return None
+    return data
+
+
+def _segment_files(folder: Path) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p) for p in folder.iterdir() if (m := layout.SEGMENT_RE.match(p.name))
+    ]
+    return sorted(found)
+
+
+def _read_segment(number: int, path: Path, problems: list[str]) -> SegmentRead | None:
+    where = f"{SEGMENT_DIR}/{path.name}"
+    data = _load_json(path, problems, "loss log segment")
+    body = data.get("losses") if isinstance(data, dict) else None
+    if not isinstance(body, dict):
+        if data is not None:
+            problems.append(f"{where}: no 'losses' in it, skipped")
+        return None
+    losses = {}
+    for name, cols in body.items():
+        columns = _columns(cols, where, name, problems)
+        if columns is not None:
+            losses[name] = columns
+    run = data.get("run")
+    return SegmentRead(number, run if isinstance(run, int) else 0, path, losses)
+
+
+def _columns(cols: Any, where: str, name: str, problems: list[str]) -> dict[str, list] | None:
+    """The four columns of one loss cut to a common length; None (and a problem) if unusable."""
+    if not isinstance(cols, dict) or not all(isinstance(cols.get(f), list) for f in FIELDS):
+        problems.append(f"{where}: loss {name!r} lacks the columns {list(FIELDS)}, skipped")
+        return None
+    if not all(_is_number_or_null(v) for f in FIELDS for v in cols[f]):
+        problems.append(f"{where}: loss {name!r} has non-numeric values, skipped")
+        return None
+    if not all(_is_finite(v) for f in ("epoch", "step") for v in cols[f]):
+        problems.append(f"{where}: loss {name!r} has missing epochs or steps, skipped")
+        return None
+    n = min(len(cols[f]) for f in FIELDS)
+    longest = max(len(cols[f]) for f in FIELDS)
+    if longest != n:
+        problems.append(
+            f"{where}: loss {name!r} columns differ in length; {longest - n} record(s) dropped"
+        )
+    out = {f: list(cols[f][:n]) for f in FIELDS}
+    for f in ("raw", "weight"):
+        out[f] = [v if v is not None and math.isfinite(v) else None for v in out[f]]
+    return out
+
+
+def _is_number_or_null(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _is_finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _load_json(path: Path, problems: list[str], what: str) -> Any:
+    """Parsed JSON, or None with the reason added to ``problems`` (e.g. a truncated file)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"{SEGMENT_DIR}/{path.name}" if path.parent.name == SEGMENT_DIR else path.name
+        problems.append(f"{where}: unreadable {what} ({_short(exc)}), skipped")
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON at char {exc.pos}: {exc.msg}"
+    return getattr(exc, "strerror", None) or str(exc)

@@ -24,16 +24,27 @@ being minimised ("G_L1 = 12" with lambda 100 means L1 = 0.12).
 gives ``w``; ``print_losses`` shows all three; the log stores raw and weight.
 
 Recording cost: each call keeps the detached loss tensor; nothing is copied
-to the host per step. Pending tensors are converted to floats in one batched
-transfer (one device sync) every ``sync_every`` records, or when values are
-read, and then go to the bounded history and the loss log.
+to the host while recording. Pending tensors are converted to floats only
+where values are read anyway: ``get_loss_values``/``read_back`` (a trainer's
+display step, in the same single transfer as the displayed values),
+``get_history`` and ``flush_log``/``end_epoch`` (the epoch end). Then they go
+to the bounded history and the loss log. ``sync_every=N`` opts in to a
+conversion every N records, for loops that never read values (a device sync
+inside the step, so the trainers leave it off).
+
+Upstream NectarGAN's documented API works too, as thin aliases:
+``LossManager(config=..., experiment_dir=..., enable_logging=...,
+history_buffer_size=...)``, ``register_loss_fn(loss_name=, loss_fn=,
+loss_weight=, schedule=, tags=)``, ``compute_loss_xy(loss_name=, x=, y=,
+epoch=0)``, ``get_registered_losses(query=, strip=)``,
+``get_loss_weights(query=, precision=)`` and ``update_loss_log()``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -60,6 +71,11 @@ class RegisteredLoss:
     weight: float = 1.0
     schedule: Callable[[float], float] | None = None
     tags: tuple[str, ...] = ()
+
+    @property
+    def loss_weight(self) -> float:
+        """Upstream's name for ``weight``."""
+        return self.weight
 
 
 class Record(NamedTuple):
@@ -93,8 +109,13 @@ class LossManager:
 
     ``experiment_dir``: where the loss log goes (no log when None).
     ``history_size``: records kept in memory per loss (older ones are dropped
-    from memory, not from the log). ``sync_every``: pending records converted
-    to floats in one batch; larger means fewer device syncs.
+    from memory, not from the log). ``sync_every``: None (default) converts
+    pending records only when values are read or the log is flushed; an int
+    also converts every that many records (one device sync each time).
+
+    Upstream keywords: ``config`` (its ``common.device``, when it names one,
+    is where ``register_loss_fn`` moves module losses), ``enable_logging``
+    (= ``log_losses``) and ``history_buffer_size`` (= ``history_size``).
     """
 
     def __init__(
@@ -102,12 +123,23 @@ class LossManager:
         experiment_dir: str | Path | None = None,
         history_size: int = 10_000,
         log_losses: bool = True,
-        sync_every: int = 256,
+        sync_every: int | None = None,
+        *,
+        config: Any = None,
+        enable_logging: bool | None = None,
+        history_buffer_size: int | None = None,
     ) -> None:
+        if history_buffer_size is not None:
+            history_size = history_buffer_size
+        if enable_logging is not None:
+            log_losses = enable_logging
         _check_positive_int("history_size", history_size)
-        _check_positive_int("sync_every", sync_every)
+        if sync_every is not None:
+            _check_positive_int("sync_every", sync_every)
         self.history_size = history_size
         self.sync_every = sync_every
+        self.config = config
+        self.device = _config_device(config)
         self._losses: dict[str, RegisteredLoss] = {}
         self._latest: dict[str, _Latest] = {}
         self._history: dict[str, deque[Record]] = {}
@@ -128,6 +160,19 @@ class LossManager:
     ) -> None:
         """Add a loss under a new ``name``; reusing a name is an error, not an overwrite."""
         self.add(name, RegisteredLoss(function, weight, schedule, tuple(tags)))
+
+    def register_loss_fn(
+        self,
+        loss_name: str,
+        loss_fn: LossFunction,
+        loss_weight: float = 1.0,
+        schedule: Callable[[float], float] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        """Upstream's name for :meth:`register_loss`; module losses go to the config's device."""
+        if isinstance(loss_fn, nn.Module) and self.device is not None:
+            loss_fn = loss_fn.to(self.device)
+        self.register_loss(loss_name, loss_fn, loss_weight, schedule, tags or ())
 
     def add(self, name: str, loss: RegisteredLoss) -> None:
         """Register a ready-made ``RegisteredLoss`` (what specs return)."""
@@ -198,10 +243,10 @@ class LossManager:
 
     def compute_loss_xy(
         self,
-        name: str,
+        loss_name: str,
         x: Tensor,
         y: Tensor,
-        epoch: float,
+        epoch: float = 0.0,
         *,
         step: int | None = None,
         record: bool = True,
@@ -209,7 +254,9 @@ class LossManager:
         """Return ``weight_at(epoch) * f(x, y)`` and record it (``record=False`` for validation).
 
         ``step`` defaults to a per-loss counter that continues across resumes.
+        Recording keeps the detached tensor: no value is copied to the host here.
         """
+        name = loss_name
         loss = self._get(name)
         weight = self.weight_at(name, epoch)
         raw = loss.function(x, y)
@@ -228,15 +275,27 @@ class LossManager:
         self._steps[name] = step + 1
         self._latest[name] = _Latest(raw, weight)
         self._pending.append(_Pending(name, epoch, step, raw, weight))
-        if len(self._pending) >= self.sync_every:
+        if self.sync_every is not None and len(self._pending) >= self.sync_every:
             self._drain()
+
+    def read_back(self, tensors: Sequence[Tensor] = ()) -> list[float]:
+        """``tensors`` as floats, converted together with the pending records.
+
+        For a step that reads values anyway (a display step): one
+        device-to-host transfer per device for both, so recording never adds
+        a sync of its own. The pending records go to the history and the log.
+        """
+        pending, self._pending = self._pending, []
+        values = to_floats([p.raw for p in pending] + list(tensors))
+        self._store(pending, values[: len(pending)])
+        return values[len(pending) :]
 
     def _drain(self) -> None:
         """Convert all pending tensors to floats in one transfer; feed history and log."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
-        values = to_floats([p.raw for p in pending])
+        if self._pending:
+            self.read_back()
+
+    def _store(self, pending: list[_Pending], values: list[float]) -> None:
         for p, raw in zip(pending, values, strict=True):
             self._history[p.name].append(Record(p.epoch, p.step, raw, p.weight))
             if self._log is not None:
@@ -258,11 +317,12 @@ class LossManager:
         Values are *weighted* (what the optimiser sees) unless ``weighted=False``.
         ``query`` items match tags (e.g. ``'G'``) or names; None means all.
         Losses not computed yet are left out: before any step this is ``{}``.
+        Reading converts the pending records too, in the same transfer.
         """
         tensors = self.get_loss_tensors(query, weighted=weighted)
         if not tensors:
             return {}
-        values = to_floats(list(tensors.values()))
+        values = self.read_back(list(tensors.values()))
         if precision is not None:
             _check_positive_int("precision", precision, minimum=0)
             values = [round(v, precision) for v in values]
@@ -279,11 +339,28 @@ class LossManager:
                 out[name] = latest.raw * latest.weight if weighted else latest.raw
         return out
 
-    def get_loss_weights(self, query: Iterable[str] | None = None) -> dict[str, float]:
-        """The weight applied at each loss's most recent computation."""
-        return {
+    def get_loss_weights(
+        self, query: Iterable[str] | None = None, precision: int | None = None
+    ) -> dict[str, float]:
+        """The weight applied at each loss's most recent computation (rounded to ``precision``)."""
+        weights = {
             name: self._latest[name].weight for name in self._select(query) if name in self._latest
         }
+        if precision is not None:
+            _check_positive_int("precision", precision, minimum=0)
+            weights = {name: round(w, precision) for name, w in weights.items()}
+        return weights
+
+    def get_registered_losses(
+        self, query: Iterable[str] | None = None, strip: bool = True
+    ) -> dict[str, RegisteredLoss]:
+        """Upstream's lookup: ``{name: RegisteredLoss}`` for the losses matching ``query``.
+
+        ``strip`` is accepted for upstream code: a ``RegisteredLoss`` never
+        carries its history here (``get_history`` has it), so there is nothing to strip.
+        """
+        del strip
+        return {name: self._losses[name] for name in self._select(query)}
 
     def get_history(self, name: str) -> list[Record]:
         """Recorded (epoch, step, raw, weight) for ``name``, oldest first, at most ``history_size``."""
@@ -363,6 +440,18 @@ class LossManager:
         self._log.write_index()
         return segment
 
+    def update_loss_log(self, silent: bool = True, capture: bool = False) -> str | None:
+        """Upstream's name for :meth:`flush_log`; ``silent=False`` prints (or, with
+        ``capture``, returns) where the records went."""
+        segment = self.flush_log()
+        if silent:
+            return None
+        message = f"LossManager: loss log updated ({segment or 'nothing new'})"
+        if capture:
+            return message
+        print(message)
+        return None
+
     def end_epoch(self, epoch: float) -> Path | None:
         """Hook for the end of an epoch: flush the log. ``epoch`` is for symmetry/debugging."""
         del epoch
@@ -380,6 +469,22 @@ def to_floats(tensors: list[Tensor]) -> list[float]:
         for i, value in zip(indices, stacked, strict=True):
             out[i] = value
     return out
+
+
+def _config_device(config: Any) -> torch.device | None:
+    """The device an (upstream-style) config names in ``common.device``; None for 'auto'/none."""
+    common = (
+        config.get("common") if isinstance(config, Mapping) else getattr(config, "common", None)
+    )
+    name = common.get("device") if isinstance(common, Mapping) else getattr(common, "device", None)
+    if not isinstance(name, str) or name == "auto":
+        return None
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"config common.device: expected a torch device name, got {name!r}"
+        ) from exc
 
 
 def _validated(name: str, loss: object) -> RegisteredLoss:

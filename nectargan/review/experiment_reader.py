@@ -6,16 +6,16 @@ may lack any of them; what could not be read is listed in
 :attr:`Experiment.problems` (with the reason) instead of raising, so a review
 always shows what *is* there and says what it skipped.
 
-The loss log is read segment by segment here rather than with
-``nectargan.losses.read_loss_log``: that function fails on the first
-unreadable segment, while a review should keep every good one.
+The loss log comes from the one tolerant reader,
+:func:`nectargan.losses.loss_log.read_log_files` (every good segment kept,
+every skipped one listed), and every file name from
+:mod:`nectargan.experiment_layout`; neither imports torch.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,26 +23,29 @@ from typing import Any
 
 import numpy as np
 
-# The loss log's layout (nectargan/losses/loss_log.py; a test checks they agree). Not
-# imported from there because nectargan.losses pulls in torch, >1 s of a replay's start.
-INDEX_NAME = "loss_log.json"
-SEGMENT_DIR = "loss_log"
-FIELDS = ("epoch", "step", "raw", "weight")
-CONFIG_FILE = "config.json"
-EXAMPLES_DIR = "examples"
-CHECKPOINT_DIR = "checkpoints"
-TEST_DIR = "test"
-METRICS_FILE = "metrics.json"
-INTERRUPTED = "interrupted.pt"
-TIMING_FILE = "timing.json"
+from nectargan.errors import ExperimentUserError
+from nectargan.experiment_layout import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_RE,
+    CONFIG_FILE,
+    EXAMPLE_RE,
+    EXAMPLES_DIR,
+    INTERRUPTED,
+    LOSS_LOG_DIR,
+    LOSS_LOG_FIELDS,
+    LOSS_LOG_INDEX,
+    METRICS_FILE,
+    RESUME_CONFIG_RE,
+    TEST_DIR,
+    TIMING_FILE,
+)
+from nectargan.losses.loss_log import SegmentRead, read_log_files
 
-_EXAMPLE = re.compile(r"^epoch_(\d+)_(\d+)\.png$")
-_EPOCH_CKPT = re.compile(r"^epoch_(\d+)\.pt$")
-_RESUME_CONFIG = re.compile(r"^config\.resume(\d+)\.json$")
-_SEGMENT = re.compile(r"^(\d+)\.json$")
+# The loss log's names, under the names this module has always exported.
+INDEX_NAME, SEGMENT_DIR, FIELDS = LOSS_LOG_INDEX, LOSS_LOG_DIR, LOSS_LOG_FIELDS
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ExperimentUserError):
     """The path is not something a review can read; the message says why."""
 
 
@@ -185,7 +188,7 @@ def _read_config(exp: Experiment) -> None:
     resumes = sorted(
         (int(m.group(1)), p)
         for p in exp.path.glob("config.resume*.json")
-        if (m := _RESUME_CONFIG.match(p.name))
+        if (m := RESUME_CONFIG_RE.match(p.name))
     )
     files += [p for _, p in resumes]
     exp.config_files = files
@@ -202,23 +205,39 @@ def _read_config(exp: Experiment) -> None:
 
 
 def _read_loss_log(exp: Experiment) -> None:
-    index = _read_index(exp)
-    folder = exp.path / SEGMENT_DIR
-    if index is None and not folder.is_dir():
+    files = read_log_files(exp.path)
+    exp.problems.extend(files.problems)
+    if not files.found:
         exp.problems.append("no loss log (loss_log.json): the run logged no losses")
         return
-    meta = (index or {}).get("losses") or {}
-    runs = (index or {}).get("runs")
+    index = files.index or {}
+    meta = index.get("losses") or {}
+    runs = index.get("runs")
     exp.runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
     for name, info in meta.items():
         exp.losses[name] = LossSeries(name, _tags(name, info))
     pieces: dict[str, list[list[np.ndarray]]] = {}
-    for number, path in _segment_files(folder):
-        _read_segment(exp, number, path, pieces)
+    for segment in files.segments:
+        for name, cols in segment.losses.items():
+            pieces.setdefault(name, []).append(_arrays(cols))
+        exp.segments.append(_segment_summary(segment))
     for name, parts in pieces.items():
         series = exp.losses.setdefault(name, LossSeries(name, _tags(name, meta.get(name))))
         series.extend([np.concatenate(col) for col in zip(*parts, strict=True)])
     _check_counts(exp, meta)
+
+
+def _arrays(cols: dict[str, list[Any]]) -> list[np.ndarray]:
+    """One loss's checked columns as float arrays (steps as ints); null becomes NaN."""
+    epoch, step, raw, weight = (np.asarray(cols[f], dtype=np.float64) for f in FIELDS)
+    return [epoch, step.astype(np.int64), raw, weight]
+
+
+def _segment_summary(segment: SegmentRead) -> Segment:
+    epochs = segment.epochs()
+    written = datetime.fromtimestamp(segment.path.stat().st_mtime, UTC)
+    first, last = (min(epochs), max(epochs)) if epochs else (None, None)
+    return Segment(segment.number, segment.run, segment.records, first, last, written)
 
 
 def _check_counts(exp: Experiment, meta: dict[str, Any]) -> None:
@@ -233,80 +252,6 @@ def _check_counts(exp: Experiment, meta: dict[str, Any]) -> None:
         exp.problems.append(
             "records lost with the skipped segment(s), readable of logged: " + ", ".join(short)
         )
-
-
-def _read_index(exp: Experiment) -> dict[str, Any] | None:
-    path = exp.path / INDEX_NAME
-    if not path.is_file():
-        return None
-    data = _load_json(path, exp.problems, "loss log index")
-    if not isinstance(data, dict) or not isinstance(data.get("losses", {}), dict):
-        if data is not None:
-            exp.problems.append(f"{INDEX_NAME}: not a loss log index, ignored")
-        return None
-    return data
-
-
-def _segment_files(folder: Path) -> list[tuple[int, Path]]:
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _SEGMENT.match(p.name))]
-    return sorted(found)
-
-
-def _read_segment(
-    exp: Experiment, number: int, path: Path, pieces: dict[str, list[list[np.ndarray]]]
-) -> None:
-    """Collect one segment's columns; an unreadable one is skipped and reported, not fatal."""
-    where = f"{SEGMENT_DIR}/{path.name}"
-    data = _load_json(path, exp.problems, "loss log segment")
-    body = data.get("losses") if isinstance(data, dict) else None
-    if not isinstance(body, dict):
-        if data is not None:
-            exp.problems.append(f"{where}: no 'losses' in it, skipped")
-        return
-    records, first_epoch, last_epoch = 0, None, None
-    for name, cols in body.items():
-        columns = _columns(cols, where, name, exp.problems)
-        if columns is None:
-            continue
-        pieces.setdefault(name, []).append(columns)
-        records = max(records, len(columns[0]))
-        if len(columns[0]):
-            first = float(columns[0].min())
-            first_epoch = first if first_epoch is None else min(first_epoch, first)
-            last_epoch = max(last_epoch or 0.0, float(columns[0].max()))
-    run = data.get("run") if isinstance(data.get("run"), int) else 0
-    written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    exp.segments.append(Segment(number, run, records, first_epoch, last_epoch, written))
-
-
-def _columns(cols: Any, where: str, name: str, problems: list[str]) -> list[np.ndarray] | None:
-    """The four columns of one loss as arrays cut to a common length; None if unusable.
-
-    ``null`` (a non-finite loss) becomes NaN; epochs and steps must be finite numbers.
-    """
-    if not isinstance(cols, dict) or not all(isinstance(cols.get(f), list) for f in FIELDS):
-        problems.append(f"{where}: loss {name!r} lacks the columns {list(FIELDS)}, skipped")
-        return None
-    try:
-        columns = [np.asarray(cols[f], dtype=np.float64) for f in FIELDS]
-    except (TypeError, ValueError):
-        problems.append(f"{where}: loss {name!r} has non-numeric values, skipped")
-        return None
-    if any(c.ndim != 1 for c in columns) or not all(np.isfinite(c).all() for c in columns[:2]):
-        problems.append(f"{where}: loss {name!r} has missing epochs or steps, skipped")
-        return None
-    n = min(len(c) for c in columns)
-    if any(len(c) != n for c in columns):
-        dropped = max(len(c) for c in columns) - n
-        problems.append(
-            f"{where}: loss {name!r} columns differ in length; {dropped} record(s) dropped"
-        )
-    epoch, step, raw, weight = (c[:n] for c in columns)
-    raw[~np.isfinite(raw)] = np.nan
-    weight[~np.isfinite(weight)] = np.nan
-    return [epoch, step.astype(np.int64), raw, weight]
 
 
 def _tags(name: str, info: Any) -> list[str]:
@@ -327,7 +272,7 @@ def _read_examples(exp: Experiment) -> None:
         return
     by_epoch: dict[int, list[tuple[int, Path]]] = {}
     for p in folder.iterdir():
-        m = _EXAMPLE.match(p.name)
+        m = EXAMPLE_RE.match(p.name)
         if m and p.is_file():
             by_epoch.setdefault(int(m.group(1)), []).append((int(m.group(2)), p))
     exp.examples = [
@@ -369,7 +314,7 @@ def _read_checkpoints(exp: Experiment) -> None:
     folder = exp.path / CHECKPOINT_DIR
     if not folder.is_dir():
         return
-    found = {int(m.group(1)): p for p in folder.iterdir() if (m := _EPOCH_CKPT.match(p.name))}
+    found = {int(m.group(1)): p for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))}
     exp.checkpoints = dict(sorted(found.items()))
     if (folder / INTERRUPTED).is_file():
         exp.interrupted_checkpoint = folder / INTERRUPTED

@@ -36,6 +36,8 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from nectargan import experiment_layout as layout
+from nectargan.errors import ServerUnreachableError
 from nectargan.review.experiment_reader import (
     ExampleEpoch,
     Experiment,
@@ -45,10 +47,10 @@ from nectargan.review.experiment_reader import (
 from nectargan.visualizer.visdom.transport import Endpoint, Transport, TransportError
 
 T = TypeVar("T")
-TAG_TITLES = {"G": "Generator Loss", "D": "Discriminator Loss"}
-EXAMPLES_WIN = "examples"
-SUMMARY_WIN = "summary"
-TRIPLET_TITLE = "real_A | fake_B | real_B"
+TAG_TITLES = layout.LOSS_TITLES
+EXAMPLES_WIN = layout.EXAMPLES_WINDOW
+SUMMARY_WIN = layout.SUMMARY_WINDOW
+TRIPLET_TITLE = layout.TRIPLET_TITLE
 DEFAULT_MAX_IMAGE_EPOCHS = 50
 DEFAULT_TIMEOUT = 60.0
 MIN_IMAGE_WIDTH = 384
@@ -106,7 +108,7 @@ def default_env(experiments: Sequence[Experiment]) -> str:
 
 
 def tag_title(tag: str) -> str:
-    return TAG_TITLES.get(tag, f"{tag} Loss" if tag else "Other Losses")
+    return layout.loss_title(tag)
 
 
 def loss_windows(experiments: Sequence[Experiment]) -> list[LineSpec]:
@@ -114,7 +116,7 @@ def loss_windows(experiments: Sequence[Experiment]) -> list[LineSpec]:
     labels = run_labels(experiments)
     specs: dict[str, LineSpec] = {}
     for tag in _all_tags(experiments):
-        specs[tag] = LineSpec(f"loss_{tag}" if tag else "loss_other", tag_title(tag), [])
+        specs[tag] = LineSpec(layout.loss_window(tag), tag_title(tag), [])
     for exp, label in zip(experiments, labels, strict=True):
         for series in exp.losses.values():
             if not len(series):
@@ -337,7 +339,7 @@ def replay(
         sender.post("events", text_body(env, summary_html(experiments, result.notes), title))
         sender.post("save", {"data": [env]})
     except TransportError as exc:
-        raise ConnectionError(
+        raise ServerUnreachableError(
             f"replay to {sender.endpoint.url} (env {env!r}) failed: {exc}. "
             f"Is a Visdom server running there? Start one with `nectargan visdom start --port {port}`."
         ) from exc

@@ -28,6 +28,8 @@ from urllib.parse import quote
 import numpy as np
 from matplotlib.figure import Figure
 
+from nectargan import experiment_layout as layout
+from nectargan.errors import ExperimentUserError
 from nectargan.review.experiment_reader import (
     ExampleEpoch,
     Experiment,
@@ -38,13 +40,13 @@ from nectargan.review.experiment_reader import (
 )
 from nectargan.review.replay import DEFAULT_MAX_IMAGE_EPOCHS, pick_epochs, tag_title
 
-REPORT_DIR = "report"
+REPORT_DIR = layout.REPORT_DIR
 ASSETS = "assets"
 MARKER = ".nectargan-report"
 MAX_TEST_IMAGES = 12
 
 
-class ReportError(ValueError):
+class ReportError(ExperimentUserError):
     """The report cannot be written where asked; the message says why."""
 
 
@@ -178,7 +180,7 @@ def _losses_section(
         members = [s for s in exp.losses.values() if len(s) and tag in (s.tags or [""])]
         if not members:
             continue
-        path = out / ASSETS / f"loss_{tag or 'other'}.png"
+        path = out / ASSETS / f"{layout.loss_window(tag)}.png"
         notes = plot_losses(tag_title(tag), members, path, smooth, log_scale)
         result.images.append(path)
         counts = ", ".join(f"{s.name}: {len(s)} points" for s in members)

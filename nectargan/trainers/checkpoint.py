@@ -15,24 +15,25 @@ a checkpoint is data, never code.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nectargan import experiment_layout as layout
+from nectargan.errors import CheckpointUserError
 from nectargan.utils.atomic import atomic_write_text, atomic_writer
 
 FORMAT = "nectargan.checkpoint"
 VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
-INTERRUPTED = "interrupted.pt"
-LATEST = "latest.json"
-_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
+CHECKPOINT_DIR = layout.CHECKPOINT_DIR
+INTERRUPTED = layout.INTERRUPTED
+LATEST = layout.LATEST
+_EPOCH_FILE = layout.CHECKPOINT_RE
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CheckpointUserError):
     """A checkpoint is missing, unreadable or does not fit; the message says which and why."""
 
 
@@ -42,7 +43,7 @@ def checkpoint_dir(experiment_dir: str | Path) -> Path:
 
 def epoch_path(experiment_dir: str | Path, epoch: int) -> Path:
     """Where the checkpoint after ``epoch`` completed epochs goes."""
-    return checkpoint_dir(experiment_dir) / f"epoch_{epoch:04d}.pt"
+    return checkpoint_dir(experiment_dir) / layout.checkpoint_name(epoch)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:

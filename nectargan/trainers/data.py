@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nectargan.dataset import AugmentConfig, PairedDataset, generate_synthetic_dataset
+from nectargan.errors import ConfigUserError
 
 SYNTHETIC_DIR = "datasets"
 
@@ -32,7 +33,7 @@ def ensure_synthetic_dataset(output_directory: str | Path, synthetic: Mapping[st
 def augment_from_config(aug: Mapping[str, Any]) -> AugmentConfig:
     """Map the config's ``dataloader.augment`` section onto the dataset's options."""
     if aug["color_jitter"] >= 1:
-        raise ValueError(
+        raise ConfigUserError(
             f"dataloader.augment.color_jitter: expected a number in [0, 1), got {aug['color_jitter']!r}"
         )
     return AugmentConfig(

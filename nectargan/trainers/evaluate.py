@@ -13,8 +13,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.dataset import PairedDataset
+from nectargan.errors import MissingDataError
 from nectargan.metrics import MetricAverager, all_metrics
 from nectargan.models import UnetGenerator
 from nectargan.trainers import checkpoint as ckpt
@@ -23,8 +25,8 @@ from nectargan.trainers.data import make_dataset
 from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode, resolve_device
 
-METRICS_FILE = "metrics.json"
-TEST_DIR = "test"
+METRICS_FILE = layout.METRICS_FILE
+TEST_DIR = layout.TEST_DIR
 EVAL_BATCH_SIZE = 16
 
 
@@ -46,7 +48,7 @@ def eval_dataset(
     """``split`` of the run's dataset (or of ``dataroot``), without augmentation."""
     root = Path(dataroot or config.dataloader.dataroot or "")
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingDataError(
             f"dataset {str(root)!r} not found; pass --dataroot DIR (a folder with {split}/)"
         )
     return make_dataset(config.dataloader, root, split, train=False)
@@ -100,7 +102,7 @@ def evaluate_experiment(
     out = (
         Path(out_dir)
         if out_dir
-        else Path(experiment_dir) / TEST_DIR / f"epoch_{trained:04d}{suffix}"
+        else Path(experiment_dir) / TEST_DIR / layout.evaluation_dir_name(trained, suffix)
     )
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_generator(generator, dataset, dev, out if save_images else None)

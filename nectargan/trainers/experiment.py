@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from nectargan.errors import ConfigUserError, UserFileError
+
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def check_experiment_name(name: str) -> str:
     """Names become directory names: refuse separators, empties and hidden names."""
     if not isinstance(name, str) or not _NAME_OK.match(name):
-        raise ValueError(
+        raise ConfigUserError(
             f"common.experiment_name: expected letters, digits, '.', '_' or '-' "
             f"(not starting with '.', '_' or '-'), got {name!r}"
         )
@@ -46,11 +48,11 @@ def create_experiment_dir(output_dir: str | Path, name: str) -> Path:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OSError(
+        raise UserFileError(
             f"common.output_directory: cannot create {str(output_dir)!r}: {exc.strerror}"
         ) from exc
     if not output_dir.is_dir():
-        raise NotADirectoryError(f"common.output_directory: {str(output_dir)!r} is not a directory")
+        raise UserFileError(f"common.output_directory: {str(output_dir)!r} is not a directory")
     version = (existing_versions(output_dir, name) or [0])[-1] + 1
     while True:
         path = output_dir / f"{name}_v{version}"

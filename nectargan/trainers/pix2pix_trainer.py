@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.dataset import PairedDataset
 from nectargan.losses import pix2pix
@@ -38,8 +39,8 @@ from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode
 from nectargan.trainers.trainer import Trainer
 
-EXAMPLES_DIR = "examples"
-DISPLAY_TITLE = "real_A | fake_B | real_B"
+EXAMPLES_DIR = layout.EXAMPLES_DIR
+DISPLAY_TITLE = layout.TRIPLET_TITLE
 
 
 @contextmanager
@@ -285,7 +286,7 @@ class Pix2pixTrainer(Trainer):
         folder = self.experiment_dir / EXAMPLES_DIR
         return [
             save_triplet(
-                folder / f"epoch_{self.epochs_completed:04d}_{k}.png", x[k], y_fake[k], y[k]
+                folder / layout.example_name(self.epochs_completed, k), x[k], y_fake[k], y[k]
             )
             for k in range(len(indices))
         ]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from nectargan.errors import ConfigUserError
+
 MODES = ("auto", "off", "bf16", "fp16")
 
 
@@ -29,15 +31,15 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as exc:
-        raise ValueError(
+        raise ConfigUserError(
             f"common.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}"
         ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigUserError(
             f"common.device: {name!r} needs CUDA, which this machine does not have; use 'cpu' or 'auto'"
         )
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"common.device: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
+        raise ConfigUserError(f"common.device: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
     return device
 
 
@@ -80,7 +82,7 @@ class Precision:
 def resolve_precision(mode: str, device: torch.device) -> Precision:
     """Turn ``train.mixed_precision`` into a valid policy for ``device`` (or a clear error)."""
     if mode not in MODES:
-        raise ValueError(f"train.mixed_precision: expected one of {list(MODES)}, got {mode!r}")
+        raise ConfigUserError(f"train.mixed_precision: expected one of {list(MODES)}, got {mode!r}")
     if device.type == "cuda":
         if mode in ("auto", "fp16"):
             return Precision("cuda", torch.float16, use_scaler=True)
@@ -88,7 +90,7 @@ def resolve_precision(mode: str, device: torch.device) -> Precision:
             return Precision("cuda", torch.bfloat16, use_scaler=False)
         return Precision("cuda", None, use_scaler=False)
     if mode == "fp16":
-        raise ValueError(
+        raise ConfigUserError(
             f"train.mixed_precision: 'fp16' needs a CUDA device, but training runs on {device}; "
             "use 'bf16', 'auto' or 'off'"
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nectargan.errors import CheckpointUserError
+
 
 @dataclass
 class Progress:
@@ -39,7 +41,9 @@ class Progress:
         """Continue a run saved after ``epochs_completed`` epochs and ``global_step`` steps."""
         for name, value in (("epoch", epochs_completed), ("global_step", global_step)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"checkpoint {name}: expected an integer >= 0, got {value!r}")
+                raise CheckpointUserError(
+                    f"checkpoint {name}: expected an integer >= 0, got {value!r}"
+                )
         self.epochs_completed = epochs_completed
         self.current_epoch = epochs_completed
         self.global_step = global_step

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_write_text
 
-TIMING_FILE = "timing.json"
+TIMING_FILE = layout.TIMING_FILE
 FORMAT = "nectargan-timing"
 
 

@@ -37,7 +37,9 @@ from typing import Any
 
 import torch
 
+from nectargan import experiment_layout as layout
 from nectargan.config import Config
+from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
 from nectargan.trainers import checkpoint as ckpt
@@ -58,7 +60,7 @@ from nectargan.trainers.timing import record_epoch
 __all__ = ["Trainer", "is_local_url"]  # is_local_url: kept importable from here
 
 CALLBACKS = ("on_epoch_start", "train_step", "on_epoch_end")
-CONFIG_FILE = "config.json"
+CONFIG_FILE = layout.CONFIG_FILE
 StepFn = Callable[..., None]
 StepObserver = Callable[["Trainer", int], None]
 
@@ -254,7 +256,7 @@ class Trainer(metaclass=_SetupAfterInit):
         if dl.dataroot is not None:
             root = Path(dl.dataroot).expanduser()
             if not root.is_dir():
-                raise FileNotFoundError(
+                raise MissingDataError(
                     f"dataloader.dataroot: {str(root)!r} is not a directory; expected a folder "
                     "with train/ (and val/, test/) subfolders of side-by-side A|B images"
                 )
@@ -286,7 +288,7 @@ class Trainer(metaclass=_SetupAfterInit):
 
     def _resume_dir(self, experiment_dir: str | None, epoch: int) -> Path:
         if not experiment_dir:
-            raise ValueError(
+            raise ConfigUserError(
                 "train.resume.experiment_dir: expected the experiment directory to resume "
                 "(e.g. output/pix2pix_v3), got null"
             )
@@ -301,7 +303,7 @@ class Trainer(metaclass=_SetupAfterInit):
         path = self.experiment_dir / CONFIG_FILE
         n = 1
         while path.exists():
-            path = self.experiment_dir / f"config.resume{n}.json"
+            path = self.experiment_dir / layout.resume_config_name(n)
             n += 1
         return self.config.export(path)
 
@@ -375,7 +377,8 @@ class Trainer(metaclass=_SetupAfterInit):
         """Latest losses per query, averaged over ranks; read on display steps only.
 
         A collective in a distributed run: every rank must call it at the same
-        step. All values travel in one all-reduce and one device-to-host copy.
+        step. All values travel in one all-reduce and one device-to-host copy,
+        which also converts the loss manager's pending records.
         """
         groups = [self.loss_manager.get_loss_tensors(q) for q in queries]
         tensors = [t for group in groups for t in group.values()]
@@ -384,7 +387,7 @@ class Trainer(metaclass=_SetupAfterInit):
             self.rank_debug.display(x, local)
         if self.dist is not None:
             tensors = self.dist.average(tensors)
-        values = iter(to_floats(tensors))
+        values = iter(self.loss_manager.read_back(tensors))  # + pending records, one transfer
         return [{name: next(values) for name in group} for group in groups]
 
     def sync_replicas(self) -> None:

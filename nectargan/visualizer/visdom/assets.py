@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nectargan.errors import ServerUserError
+
 MATHJAX_VERSION = "2.7.5"
 # MathJax sub-trees the SVG renderer needs; the 20 MB of HTML-CSS web fonts is not.
 MATHJAX_TREES = (
@@ -84,7 +86,7 @@ MATHJAX_REQUIRED = (
 )
 
 
-class AssetInstallError(RuntimeError):
+class AssetInstallError(ServerUserError):
     """The assets could not be fetched or placed; the message says which and why."""
 
 

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nectargan import experiment_layout as layout
 from nectargan.visualizer.visdom.images import Triplet
 from nectargan.visualizer.visdom.transport import Transport, TransportError
 from nectargan.visualizer.visdom.windows import ImageWindow, LineWindow, TextWindow, Window
@@ -47,7 +48,7 @@ LOGGER = logging.getLogger("nectargan.visualizer")
 PENDING_LIMIT = 100_000
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
-LOSS_G, LOSS_D, GRID = "loss_G", "loss_D", "comparison_grid"
+LOSS_G, LOSS_D, GRID = layout.LOSS_WINDOW_G, layout.LOSS_WINDOW_D, layout.IMAGE_GRID_WINDOW
 
 LossValue = float | Any  # a float, or a 0-dim tensor on an accelerator resolved on the engine side
 
@@ -283,8 +284,8 @@ class Engine:
     def _reset_windows(self) -> None:
         texts = [w for w in self.windows.values() if isinstance(w, TextWindow)]
         self.windows = {
-            LOSS_G: LineWindow(LOSS_G, "Generator Loss", self.max_points),
-            LOSS_D: LineWindow(LOSS_D, "Discriminator Loss", self.max_points),
+            LOSS_G: LineWindow(LOSS_G, layout.loss_title("G"), self.max_points),
+            LOSS_D: LineWindow(LOSS_D, layout.loss_title("D"), self.max_points),
             GRID: ImageWindow(GRID, self.image_format),
         }
         for w in texts:  # text windows are remembered so a later clear closes them too

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nectargan.errors import ConfigUserError, ServerUserError
 from nectargan.utils.atomic import atomic_write_text
 from nectargan.visualizer.visdom.assets import assets_present
 
@@ -35,7 +36,7 @@ MISSING_ASSETS_LINE = (
 )
 
 
-class ServerError(RuntimeError):
+class ServerError(ServerUserError):
     """The server could not be started, reached or stopped; the message says why."""
 
 
@@ -87,7 +88,7 @@ class ServerOptions:
     def __post_init__(self) -> None:
         self.env_dir = Path(self.env_dir).expanduser().resolve()
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
-            raise ValueError(f"port must be an integer in 1..65535, got {self.port!r}")
+            raise ConfigUserError(f"port must be an integer in 1..65535, got {self.port!r}")
 
     @property
     def url(self) -> str:

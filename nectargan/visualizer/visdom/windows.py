@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from nectargan import experiment_layout as layout
 from nectargan.visualizer.visdom.images import Triplet, data_uri, display_size, render_grid
 from nectargan.visualizer.visdom.series import Series
 
@@ -57,8 +58,8 @@ class LineWindow(Window):
         win: str,
         title: str,
         max_points: int,
-        xlabel: str = "Iterations",
-        ylabel: str = "Loss",
+        xlabel: str = layout.LOSS_XLABEL,
+        ylabel: str = layout.LOSS_YLABEL,
     ) -> None:
         super().__init__(win)
         self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
