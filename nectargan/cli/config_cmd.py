@@ -107,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     imp = sub.add_parser(
         "import",
-        help="convert an upstream NectarGAN config ({\"config\": {...}}) into ours",
+        help='convert an upstream NectarGAN config ({"config": {...}}) into ours',
     )
     imp.add_argument("file", metavar="UPSTREAM.json")
     imp.add_argument("--output", required=True, metavar="OURS.json")

@@ -22,7 +22,10 @@ class AugmentConfig(Section):
     hflip: bool = Field(True, description="Flip A and B left-right together, half of the time.")
     vflip: bool = Field(False, description="Flip A and B upside down together, half of the time.")
     rotate_degrees: float = Field(
-        0.0, ge=0, le=180, description="Rotate A and B by the same random angle up to this, degrees."
+        0.0,
+        ge=0,
+        le=180,
+        description="Rotate A and B by the same random angle up to this, degrees.",
     )
     color_jitter: float = Field(
         0.0, ge=0, lt=1, description="Input-only brightness/contrast/saturation jitter strength."
@@ -31,7 +34,9 @@ class AugmentConfig(Section):
         0.0, ge=0, description="Input-only Gaussian noise, standard deviation in [-1, 1] units."
     )
     blur_sigma: float = Field(
-        0.0, ge=0, description="Input-only Gaussian blur (half of the time) up to this radius, px; 0: off."
+        0.0,
+        ge=0,
+        description="Input-only Gaussian blur (half of the time) up to this radius, px; 0: off.",
     )
 
 

@@ -32,7 +32,6 @@ from nectargan.errors import ConfigUserError
 from nectargan.utils.atomic import atomic_write_text
 
 
-
 class ConfigError(ConfigUserError):
     """Every problem found in a config, one line per key path."""
 

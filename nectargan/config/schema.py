@@ -47,7 +47,9 @@ def _problem(message: str) -> PydanticCustomError:
 
 def _non_empty_path(value: str | None, what: str) -> str | None:
     if value is not None and not value.strip():
-        raise _problem(f"expected {what}, got {value!r} (an empty path would mean the current directory)")
+        raise _problem(
+            f"expected {what}, got {value!r} (an empty path would mean the current directory)"
+        )
     return value
 
 
@@ -57,7 +59,9 @@ def _non_empty_path(value: str | None, what: str) -> str | None:
 class CommonConfig(Section):
     """Where the run writes, what it is called, and how it uses the machine."""
 
-    device: str = Field("auto", description="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
+    device: str = Field(
+        "auto", description="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."
+    )
     output_directory: str = Field(
         "output", description="Folder holding experiment directories <name>_v<N> and datasets/."
     )
@@ -140,9 +144,14 @@ class DataloaderConfig(Section):
 class GeneratorConfig(Section):
     """The U-Net generator."""
 
-    features: int = Field(64, ge=1, description="Channels of the first level (x2 per level, up to x8).")
+    features: int = Field(
+        64, ge=1, description="Channels of the first level (x2 per level, up to x8)."
+    )
     n_downs: int = Field(
-        8, ge=1, le=10, description="Levels, each halving H and W (crop_size must be a multiple of 2**n_downs)."
+        8,
+        ge=1,
+        le=10,
+        description="Levels, each halving H and W (crop_size must be a multiple of 2**n_downs).",
     )
     block_type: BlockType = Field("plain", description="'plain' conv blocks or 'residual' ones.")
     upsample: Upsample = Field(
@@ -186,7 +195,8 @@ class OptimizersConfig(Section):
         default_factory=OptimizerConfig, description="The generator's optimizer and LR schedule."
     )
     discriminator: OptimizerConfig = Field(
-        default_factory=OptimizerConfig, description="The discriminator's optimizer and LR schedule."
+        default_factory=OptimizerConfig,
+        description="The discriminator's optimizer and LR schedule.",
     )
 
 
@@ -360,7 +370,11 @@ class NectarConfig(Section):
     def _cross_checks(self) -> NectarConfig:
         problems = cross_check_problems(self)
         if problems:
-            raise PydanticCustomError("nectargan_cross", "{summary}", {"summary": "; ".join(problems), "problems": problems})
+            raise PydanticCustomError(
+                "nectargan_cross",
+                "{summary}",
+                {"summary": "; ".join(problems), "problems": problems},
+            )
         return self
 
 

@@ -77,24 +77,49 @@ class _Converter:
                 device = f"cuda:{ids[0]}"
             self.set("common.device", device)
         elif device is not None:
-            self.note("common.device", f"{device!r} is not supported (auto, cpu, cuda[:N]); left at auto")
+            self.note(
+                "common.device", f"{device!r} is not supported (auto, cpu, cuda[:N]); left at auto"
+            )
         if isinstance(ids, list) and len(ids) > 1:
-            self.note("common.gpu_ids", f"{ids}: use `nectargan train --nproc {len(ids)}` for several GPUs")
+            self.note(
+                "common.gpu_ids",
+                f"{ids}: use `nectargan train --nproc {len(ids)}` for several GPUs",
+            )
         if "cudnn" in c:
             self.note("common.cudnn", "no cuDNN settings here (torch's defaults apply); dropped")
         out_dir = c.get("output_directory")
         if out_dir:
             self.set("common.output_directory", out_dir)
         elif out_dir is not None:
-            self.note("common.output_directory", "empty (the current directory) upstream; ours defaults to 'output'")
+            self.note(
+                "common.output_directory",
+                "empty (the current directory) upstream; ours defaults to 'output'",
+            )
         name = c.get("experiment_name")
         if isinstance(name, str) and EXPERIMENT_NAME.match(name):
             self.set("common.experiment_name", name)
         elif name is not None:
-            self.note("common.experiment_name", f"{name!r} cannot be a directory name here; left at the default")
+            self.note(
+                "common.experiment_name",
+                f"{name!r} cannot be a directory name here; left at the default",
+            )
         if "experiment_version" in c:
-            self.note("common.experiment_version", "versions are picked automatically (next free <name>_v<N>)")
-        self.leftovers("common", c, {"device", "gpu_ids", "cudnn", "output_directory", "experiment_name", "experiment_version"})
+            self.note(
+                "common.experiment_version",
+                "versions are picked automatically (next free <name>_v<N>)",
+            )
+        self.leftovers(
+            "common",
+            c,
+            {
+                "device",
+                "gpu_ids",
+                "cudnn",
+                "output_directory",
+                "experiment_name",
+                "experiment_version",
+            },
+        )
 
     def dataloader(self) -> None:
         d = self.section("dataloader")
@@ -102,7 +127,9 @@ class _Converter:
         if root:
             self.set("dataloader.dataroot", root)
         elif root is not None:
-            self.note("dataloader.dataroot", "empty upstream; left null (the built-in synthetic dataset)")
+            self.note(
+                "dataloader.dataroot", "empty upstream; left null (the built-in synthetic dataset)"
+            )
         for key in ("direction", "batch_size", "num_workers"):
             if key in d:
                 self.set(f"dataloader.{key}", d[key])
@@ -121,7 +148,19 @@ class _Converter:
         for key, value in augment.items():
             self.set(f"dataloader.augment.{key}", value)
         self.notes.extend(f"dataloader.{n}" for n in notes)
-        self.leftovers("dataloader", d, {"dataroot", "direction", "batch_size", "num_workers", "load", "masking", "augmentations"})
+        self.leftovers(
+            "dataloader",
+            d,
+            {
+                "dataroot",
+                "direction",
+                "batch_size",
+                "num_workers",
+                "load",
+                "masking",
+                "augmentations",
+            },
+        )
 
     def network(self, net: str, t: Mapping[str, Any]) -> None:
         n = t.get(net) or {}
@@ -130,7 +169,10 @@ class _Converter:
             if "features" in n:
                 self.set(f"{prefix}.features", n["features"])
             if "n_downs" in n:
-                self.set(f"{prefix}.n_downs", n["n_downs"] + 1 if isinstance(n["n_downs"], int) else n["n_downs"])
+                self.set(
+                    f"{prefix}.n_downs",
+                    n["n_downs"] + 1 if isinstance(n["n_downs"], int) else n["n_downs"],
+                )
                 self.note(
                     f"{prefix}.n_downs",
                     f"upstream {n['n_downs']!r} does not count the first down block; ours counts "
@@ -144,8 +186,12 @@ class _Converter:
                     if n[key] in table:
                         self.set(f"{prefix}.{ours}", table[n[key]])
                     else:
-                        self.note(f"{prefix}.{key}", f"{n[key]!r}: expected one of {list(table)}; left at the default")
+                        self.note(
+                            f"{prefix}.{key}",
+                            f"{n[key]!r}: expected one of {list(table)}; left at the default",
+                        )
             self.set(f"{prefix}.norm", "instance")
+            self.note(f"{prefix}.norm", "set to 'instance', the norm upstream's U-Net always uses")
             if "use_checkpointing" in n:
                 self.note(f"{prefix}.use_checkpointing", "no gradient checkpointing here; dropped")
             handled = {"features", "n_downs", "block_type", "upsample_type", "use_checkpointing"}
@@ -199,8 +245,12 @@ class _Converter:
         subspec = ("extended" if extended else "basic") + ("+vgg" if vgg else "")
         self.set("train.loss.subspec", subspec)
         if vgg:
-            self.note("train.loss.lambda_vgg", "set train.loss.vgg_weights to a local VGG19 weights file")
-        self.leftovers("train", t, {"separate_lr_schedules", "load", "generator", "discriminator", "loss"})
+            self.note(
+                "train.loss.lambda_vgg", "set train.loss.vgg_weights to a local VGG19 weights file"
+            )
+        self.leftovers(
+            "train", t, {"separate_lr_schedules", "load", "generator", "discriminator", "loss"}
+        )
 
     def save(self) -> None:
         s = self.section("save")
@@ -209,12 +259,27 @@ class _Converter:
                 self.set(f"save.{key}", s[key])
         if s.get("save_model") is False:
             self.set("save.model_save_rate", 0)
-            self.note("save.save_model", "false: ours still saves the last epoch (model_save_rate 0)")
+            self.note(
+                "save.save_model", "false: ours still saves the last epoch (model_save_rate 0)"
+            )
         if s.get("save_examples") is False:
             self.set("save.example_save_rate", 0)
         if "auto_increment_version" in s:
-            self.note("save.auto_increment_version", "always on here (a run never reuses a directory)")
-        self.leftovers("save", s, {"model_save_rate", "example_save_rate", "num_examples", "save_model", "save_examples", "auto_increment_version"})
+            self.note(
+                "save.auto_increment_version", "always on here (a run never reuses a directory)"
+            )
+        self.leftovers(
+            "save",
+            s,
+            {
+                "model_save_rate",
+                "example_save_rate",
+                "num_examples",
+                "save_model",
+                "save_examples",
+                "auto_increment_version",
+            },
+        )
 
     def visualizer(self) -> None:
         v = self.section("visualizer")
@@ -229,7 +294,10 @@ class _Converter:
     def run(self) -> tuple[dict[str, Any], list[str]]:
         kind = self.up.get("config_type", "pix2pix")
         if kind != "pix2pix":
-            self.note("config_type", f"{kind!r}: only pix2pix configs can be converted; the rest is best effort")
+            self.note(
+                "config_type",
+                f"{kind!r}: only pix2pix configs can be converted; the rest is best effort",
+            )
         self.common()
         self.dataloader()
         self.train()
@@ -243,5 +311,5 @@ def convert(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Ours (only the keys upstream set; the rest keep our defaults) and the notes."""
     upstream = data.get("config", data)
     if not isinstance(upstream, Mapping):
-        raise ConfigError([f'config: expected an object, got {upstream!r}'], "upstream config")
+        raise ConfigError([f"config: expected an object, got {upstream!r}"], "upstream config")
     return _Converter(upstream).run()
