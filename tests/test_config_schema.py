@@ -3,7 +3,9 @@ at validation (each naming its key), and the keys the code has are reachable."""
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import re
 from collections.abc import Mapping
 from typing import get_args
@@ -97,6 +99,12 @@ def test_sections_are_typed_models_that_also_read_as_mappings():
         cfg.train = 3  # type: ignore[misc]
     with pytest.raises(Exception, match="frozen"):
         cfg.train.epochs = 3  # type: ignore[misc]
+
+
+def test_config_pickles_and_copies():
+    cfg = Config.load({"train": {"epochs": 3}})
+    assert pickle.loads(pickle.dumps(cfg)) == cfg == copy.deepcopy(cfg)
+    assert pickle.loads(pickle.dumps(cfg.train)).epochs == 3
 
 
 def test_config_error_is_a_user_error():

@@ -127,6 +127,10 @@ class Config:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle/copy as the validated data (``__setattr__`` is closed to unpickling)."""
+        return (Config, (self.to_dict(),))
+
     def __repr__(self) -> str:
         return f"Config({json.dumps(self.to_dict())})"
 

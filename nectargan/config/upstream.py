@@ -45,7 +45,7 @@ class _Converter:
         self.out: dict[str, Any] = {}
         self.notes: list[str] = []
 
-    def set(self, path: str, value: Any) -> None:
+    def put(self, path: str, value: Any) -> None:
         node = self.out
         *parents, leaf = path.split(".")
         for key in parents:
@@ -75,7 +75,7 @@ class _Converter:
         if device in ("cpu", "cuda"):
             if device == "cuda" and isinstance(ids, list) and len(ids) == 1 and ids[0]:
                 device = f"cuda:{ids[0]}"
-            self.set("common.device", device)
+            self.put("common.device", device)
         elif device is not None:
             self.note(
                 "common.device", f"{device!r} is not supported (auto, cpu, cuda[:N]); left at auto"
@@ -89,7 +89,7 @@ class _Converter:
             self.note("common.cudnn", "no cuDNN settings here (torch's defaults apply); dropped")
         out_dir = c.get("output_directory")
         if out_dir:
-            self.set("common.output_directory", out_dir)
+            self.put("common.output_directory", out_dir)
         elif out_dir is not None:
             self.note(
                 "common.output_directory",
@@ -97,7 +97,7 @@ class _Converter:
             )
         name = c.get("experiment_name")
         if isinstance(name, str) and EXPERIMENT_NAME.match(name):
-            self.set("common.experiment_name", name)
+            self.put("common.experiment_name", name)
         elif name is not None:
             self.note(
                 "common.experiment_name",
@@ -125,20 +125,20 @@ class _Converter:
         d = self.section("dataloader")
         root = d.get("dataroot")
         if root:
-            self.set("dataloader.dataroot", root)
+            self.put("dataloader.dataroot", root)
         elif root is not None:
             self.note(
                 "dataloader.dataroot", "empty upstream; left null (the built-in synthetic dataset)"
             )
         for key in ("direction", "batch_size", "num_workers"):
             if key in d:
-                self.set(f"dataloader.{key}", d[key])
+                self.put(f"dataloader.{key}", d[key])
         load = d.get("load") or {}
         if "input_nc" in load:
-            self.set("dataloader.channels", load["input_nc"])
+            self.put("dataloader.channels", load["input_nc"])
         for key in ("load_size", "crop_size"):
             if key in load:
-                self.set(f"dataloader.{key}", load[key])
+                self.put(f"dataloader.{key}", load[key])
         self.leftovers("dataloader.load", load, {"input_nc", "load_size", "crop_size"})
         masking = d.get("masking") or {}
         if masking:
@@ -146,7 +146,7 @@ class _Converter:
             self.note("dataloader.masking", f"no mask support here ({state} upstream); dropped")
         augment, notes = augment_from_upstream(d.get("augmentations") or {})
         for key, value in augment.items():
-            self.set(f"dataloader.augment.{key}", value)
+            self.put(f"dataloader.augment.{key}", value)
         self.notes.extend(f"dataloader.{n}" for n in notes)
         self.leftovers(
             "dataloader",
@@ -167,9 +167,9 @@ class _Converter:
         prefix = f"train.{net}"
         if net == "generator":
             if "features" in n:
-                self.set(f"{prefix}.features", n["features"])
+                self.put(f"{prefix}.features", n["features"])
             if "n_downs" in n:
-                self.set(
+                self.put(
                     f"{prefix}.n_downs",
                     n["n_downs"] + 1 if isinstance(n["n_downs"], int) else n["n_downs"],
                 )
@@ -184,13 +184,13 @@ class _Converter:
             ):
                 if key in n:
                     if n[key] in table:
-                        self.set(f"{prefix}.{ours}", table[n[key]])
+                        self.put(f"{prefix}.{ours}", table[n[key]])
                     else:
                         self.note(
                             f"{prefix}.{key}",
                             f"{n[key]!r}: expected one of {list(table)}; left at the default",
                         )
-            self.set(f"{prefix}.norm", "instance")
+            self.put(f"{prefix}.norm", "instance")
             self.note(f"{prefix}.norm", "set to 'instance', the norm upstream's U-Net always uses")
             if "use_checkpointing" in n:
                 self.note(f"{prefix}.use_checkpointing", "no gradient checkpointing here; dropped")
@@ -198,7 +198,7 @@ class _Converter:
         else:
             for key in ("n_layers", "base_channels", "max_channels"):
                 if key in n:
-                    self.set(f"{prefix}.{key}", n[key])
+                    self.put(f"{prefix}.{key}", n[key])
             handled = {"n_layers", "base_channels", "max_channels"}
         self.leftovers(prefix, n, handled | {"learning_rate", "optimizer"})
 
@@ -209,17 +209,17 @@ class _Converter:
         g_lr, d_lr = g.get("learning_rate") or {}, d.get("learning_rate") or {}
         for key, ours in LR_KEYS.items():
             if key in g_lr:
-                self.set(f"train.{ours}", g_lr[key])
+                self.put(f"train.{ours}", g_lr[key])
         if "beta1" in (g.get("optimizer") or {}):
-            self.set("train.beta1", g["optimizer"]["beta1"])
+            self.put("train.beta1", g["optimizer"]["beta1"])
         d_beta = (d.get("optimizer") or {}).get("beta1")
         if d_beta is not None and d_beta != (g.get("optimizer") or {}).get("beta1"):
-            self.set("train.optimizers.discriminator.beta1", d_beta)
+            self.put("train.optimizers.discriminator.beta1", d_beta)
         for key, ours in LR_KEYS.items():
             if key not in d_lr or d_lr[key] == g_lr.get(key):
                 continue
             if separate or key in ("initial", "target"):
-                self.set(f"train.optimizers.discriminator.{ours}", d_lr[key])
+                self.put(f"train.optimizers.discriminator.{ours}", d_lr[key])
             else:
                 self.note(
                     f"train.discriminator.learning_rate.{key}",
@@ -237,13 +237,13 @@ class _Converter:
         loss = t.get("loss") or {}
         for key, value in loss.items():
             if key.startswith("lambda_"):
-                self.set(f"train.loss.{key}", value)
+                self.put(f"train.loss.{key}", value)
             else:
                 self.note(f"train.loss.{key}", "no such loss setting here; dropped")
         extended = any(loss.get(k) for k in ("lambda_l2", "lambda_sobel", "lambda_laplacian"))
         vgg = bool(loss.get("lambda_vgg"))
         subspec = ("extended" if extended else "basic") + ("+vgg" if vgg else "")
-        self.set("train.loss.subspec", subspec)
+        self.put("train.loss.subspec", subspec)
         if vgg:
             self.note(
                 "train.loss.lambda_vgg", "set train.loss.vgg_weights to a local VGG19 weights file"
@@ -256,14 +256,14 @@ class _Converter:
         s = self.section("save")
         for key in ("model_save_rate", "example_save_rate", "num_examples"):
             if key in s:
-                self.set(f"save.{key}", s[key])
+                self.put(f"save.{key}", s[key])
         if s.get("save_model") is False:
-            self.set("save.model_save_rate", 0)
+            self.put("save.model_save_rate", 0)
             self.note(
                 "save.save_model", "false: ours still saves the last epoch (model_save_rate 0)"
             )
         if s.get("save_examples") is False:
-            self.set("save.example_save_rate", 0)
+            self.put("save.example_save_rate", 0)
         if "auto_increment_version" in s:
             self.note(
                 "save.auto_increment_version", "always on here (a run never reuses a directory)"
@@ -287,7 +287,7 @@ class _Converter:
         keys = ("enable", "env_name", "server", "port", "image_size", "update_frequency")
         for key in keys:
             if key in visdom:
-                self.set(f"visualizer.visdom.{key}", visdom[key])
+                self.put(f"visualizer.visdom.{key}", visdom[key])
         self.leftovers("visualizer.visdom", visdom, set(keys))
         self.leftovers("visualizer", v, {"visdom"})
 
