@@ -133,8 +133,6 @@ def test_import_converts_an_upstream_config_and_names_what_it_could_not_map(tmp_
         "common.cudnn",
         "common.experiment_version",
         "dataloader.masking",
-        "augmentations.both.rot90_chance",
-        "augmentations.input.grayscale_chance",
         "train.generator.use_checkpointing",
     ):
         assert unmapped in printed, unmapped
