@@ -1,31 +1,18 @@
 """``nectargan config show | check | schema | import``: the effective config, validation, the
-JSON Schema for editors, and conversion of upstream NectarGAN configs."""
+JSON Schema for editors, and conversion of upstream NectarGAN configs.
+
+Errors are :class:`~nectargan.errors.UserError` subclasses, printed by ``cli/main.py``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from nectargan.errors import ConfigUserError, UserError
+from nectargan.errors import ConfigUserError
 
 
-def _user_errors_to_exit_2(
-    fn: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except UserError as exc:
-            print(f"nectargan config {args.config_command}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-@_user_errors_to_exit_2
 def cmd_show(args: argparse.Namespace) -> int:
     from nectargan.cli.train_cmd import config_from_args
 
@@ -33,7 +20,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors_to_exit_2
 def cmd_check(args: argparse.Namespace) -> int:
     from nectargan.config import Config
 
@@ -42,7 +28,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors_to_exit_2
 def cmd_schema(args: argparse.Namespace) -> int:
     from nectargan.config.schema import NectarConfig
 
@@ -54,7 +39,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors_to_exit_2
 def cmd_import(args: argparse.Namespace) -> int:
     from nectargan.config import Config
     from nectargan.config.config import read_json
