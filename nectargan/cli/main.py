@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "nectargan.cli.data_cmd",
     "nectargan.cli.train_cmd",
     "nectargan.cli.review_cmd",
+    "nectargan.cli.config_cmd",
 )
 # Sub-command attributes argparse sets for command groups (``nectargan data pair``).
 SUBCOMMAND_DESTS = ("data_command", "visdom_command", "config_command")

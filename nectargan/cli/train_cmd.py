@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nectargan.config.schema import PRECISION_MODES
 from nectargan.errors import ConfigUserError
 from nectargan.utils.progress import ProgressBar, format_duration
 
@@ -64,7 +65,7 @@ FLAG_KEYS = {
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Dotted config overrides from the flags that were given (None = not given)."""
-    out = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()}
+    out = {key: getattr(args, flag, None) for flag, key in FLAG_KEYS.items()}
     out = {key: value for key, value in out.items() if value is not None}
     if getattr(args, "resume", None):
         out["train.resume.enable"] = True
@@ -77,14 +78,42 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace, default: Any = None) -> Any:
     """The config file (or, resuming, the run's own config.json) plus flag overrides."""
     from nectargan.config import Config
+    from nectargan.config.config import check_output_directory
 
-    source = _config_source(args.config)
+    source = _config_source(getattr(args, "config", None))
     if source is None and getattr(args, "resume", None):
         run_config = Path(args.resume) / "config.json"
         source = run_config if run_config.is_file() else None
     if source is None:
         source = default
-    return Config.load(source).with_overrides(overrides_from_args(args))
+    config = Config.load(source)
+    config = config.with_overrides(overrides_from_args(args), source=_describe_source(source))
+    check_output_directory(config)
+    return config
+
+
+def _describe_source(source: Any) -> str:
+    return "config" if source is None else f"{source} with the command line's settings"
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--set``: enough to name any effective config."""
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="JSON config (missing keys take the defaults); 'demo' names the packaged demo config",
+    )
+    _add_set_option(p)
+
+
+def _add_set_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config value by dotted key, e.g. --set train.generator.features=16; an object "
+        "value merges into that section (repeatable; keys in docs/config.md)",
+    )
 
 
 # -- shared pieces ----------------------------------------------------------------------
@@ -328,7 +357,7 @@ def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -
     p.add_argument("--name", help="experiment name (directory <output>/<name>_v<N>)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("auto", "off", "bf16", "fp16"), help="mixed precision")
+    p.add_argument("--precision", choices=PRECISION_MODES, help="mixed precision")
     p.add_argument(
         "--visdom",
         action=argparse.BooleanOptionalAction,
@@ -337,12 +366,7 @@ def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -
     )
     p.add_argument("--port", type=int, help="Visdom server port")
     p.add_argument("--env", help="Visdom environment name")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any config value by dotted key, e.g. --set train.generator.features=16 (repeatable)",
-    )
+    _add_set_option(p)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

@@ -18,19 +18,13 @@ G_GAN, D_real and D_fake are BCE-with-logits on the discriminator's raw
 patch logits. The generator objective is the sum of the G terms, the
 discriminator objective the sum of the D terms.
 
-Config keys (a plain mapping; missing keys take these defaults):
-
-* ``lambda_gan`` (1.0): G_GAN weight.
-* ``lambda_l1`` (100.0): G_L1 weight, as in the pix2pix paper.
-* ``lambda_l2`` (1.0), ``lambda_sobel`` (1.0), ``lambda_laplacian`` (1.0):
-  extended-only weights.
-* ``lambda_vgg`` (10.0): G_VGG weight (``+vgg`` only).
-* ``lambda_d`` (0.5): weight of D_real and of D_fake; 0.5 makes their sum the
-  pix2pix ``(D_real + D_fake) / 2``, which slows D relative to G.
-* ``vgg_weights`` (None): path to a local VGG19 state_dict; required by ``+vgg``.
-* ``vgg_layers`` (None): VGG19 layer names for G_VGG, default relu1_1..relu5_1.
-* ``schedules`` ({}): ``{loss name: Schedule or Schedule config dict}``; a
-  scheduled loss uses ``schedule(epoch)`` instead of its lambda.
+Config keys: the ``train.loss`` section of the config schema
+(:class:`nectargan.config.schema.LossConfig`, where every default and
+description is written; see docs/config.md). A plain mapping works too;
+missing keys take the schema's defaults. ``lambda_d`` weights D_real and
+D_fake each; 0.5 makes their sum pix2pix's ``(D_real + D_fake) / 2``.
+``schedules`` maps a loss name to a ``Schedule`` (or its config dict); a
+scheduled loss uses ``schedule(epoch)`` instead of its lambda.
 
 Other keys are ignored (the section may hold unrelated settings), except
 unknown ``lambda_*`` keys, which are almost certainly typos and are refused.
@@ -43,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nectargan.config.schema import LOSS_SUBSPECS, LossConfig, field_default
 from nectargan.losses.loss_manager import RegisteredLoss
 from nectargan.losses.losses import (
     DEFAULT_VGG_LAYERS,
@@ -55,18 +50,10 @@ from nectargan.losses.losses import (
 )
 from nectargan.scheduling.schedule import Schedule
 
-SUBSPECS: tuple[str, ...] = ("basic", "extended", "basic+vgg", "extended+vgg")
+SUBSPECS: tuple[str, ...] = LOSS_SUBSPECS
+# The schema's train.loss defaults (subspec is passed separately).
 DEFAULTS: dict[str, Any] = {
-    "lambda_gan": 1.0,
-    "lambda_l1": 100.0,
-    "lambda_l2": 1.0,
-    "lambda_sobel": 1.0,
-    "lambda_laplacian": 1.0,
-    "lambda_vgg": 10.0,
-    "lambda_d": 0.5,
-    "vgg_weights": None,
-    "vgg_layers": None,
-    "schedules": {},
+    key: field_default(LossConfig, key) for key in LossConfig.model_fields if key != "subspec"
 }
 
 

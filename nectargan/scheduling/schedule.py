@@ -28,9 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nectargan.config.schema import SCHEDULE_KINDS
+
 Easing = Callable[[float], float]
 
-KINDS: tuple[str, ...] = ("linear", "exponential")
+KINDS: tuple[str, ...] = SCHEDULE_KINDS  # the config schema's choices for train.loss.schedules
 
 
 def _check_number(name: str, value: object) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from nectargan.config import Config
+from nectargan.config.schema import Network
 from nectargan.models import PatchGANDiscriminator, UnetGenerator
 
 
@@ -36,15 +37,21 @@ def build_discriminator(config: Config) -> PatchGANDiscriminator:
     )
 
 
-def build_adam(module: torch.nn.Module, config: Config) -> torch.optim.Adam:
+def build_adam(
+    module: torch.nn.Module, config: Config, network: Network = "generator"
+) -> torch.optim.Adam:
     """Adam with pix2pix's betas, as one fused kernel where this torch has it.
+
+    ``network`` picks the learning rate and beta1 of ``train.optimizers.<network>``,
+    which default to the shared ``train.lr_initial`` / ``train.beta1``.
 
     The for-loop Adam that torch picks by default on CPU makes ~10 passes over
     every weight per step; for pix2pix's 54M-parameter U-Net at batch 1 that is
     a large share of the step. Fused Adam is the same update in one pass.
     """
     params = list(module.parameters())
-    kwargs = {"lr": config.train.lr_initial, "betas": (config.train.beta1, 0.999)}
+    settings = config.train.optimizer_for(network)
+    kwargs = {"lr": settings.lr_initial, "betas": (settings.beta1, 0.999)}
     if fused_adam_supported(params):
         return torch.optim.Adam(params, fused=True, **kwargs)
     return torch.optim.Adam(params, foreach=True, **kwargs)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from nectargan.config.schema import EXPERIMENT_NAME as _NAME_OK
 from nectargan.errors import ConfigUserError, UserFileError
-
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def check_experiment_name(name: str) -> str:

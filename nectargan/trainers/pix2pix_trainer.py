@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from nectargan import experiment_layout as layout
 from nectargan.config import Config
+from nectargan.config.schema import Network
 from nectargan.dataset import PairedDataset
 from nectargan.losses import pix2pix
 from nectargan.scheduling import make_pix2pix_lr_scheduler
@@ -120,18 +121,19 @@ class Pix2pixTrainer(Trainer):
         self.disc_fwd: nn.Module = self.disc
 
     def init_optimizers(self) -> None:
-        """Per network: Adam, its LR schedule and its grad scaler."""
-        self.opt_G = build_adam(self.gen, self.config)
-        self.opt_D = build_adam(self.disc, self.config)
-        self.sched_G = self._lr_schedule(self.opt_G)
-        self.sched_D = self._lr_schedule(self.opt_D)
+        """Per network: Adam, its LR schedule and its grad scaler (``train.optimizers.*``)."""
+        self.opt_G = build_adam(self.gen, self.config, "generator")
+        self.opt_D = build_adam(self.disc, self.config, "discriminator")
+        self.sched_G = self._lr_schedule(self.opt_G, "generator")
+        self.sched_D = self._lr_schedule(self.opt_D, "discriminator")
         self.scaler_G = self.precision.make_scaler()
         self.scaler_D = self.precision.make_scaler()
 
-    def _lr_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
-        t = self.config.train
+    def _lr_schedule(self, optimizer: torch.optim.Optimizer, network: Network) -> Any:
+        """Hold, then decay linearly: ``train.optimizers.<network>`` or the shared train.* values."""
+        s = self.config.train.optimizer_for(network)
         return make_pix2pix_lr_scheduler(
-            optimizer, epochs=t.epochs, epochs_decay=t.epochs_decay, target=t.lr_target
+            optimizer, epochs=s.epochs, epochs_decay=s.epochs_decay, target=s.lr_target
         )
 
     def init_losses(self) -> None:

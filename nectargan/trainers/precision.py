@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+from nectargan.config.schema import PRECISION_MODES
 from nectargan.errors import ConfigUserError
 
-MODES = ("auto", "off", "bf16", "fp16")
+MODES = PRECISION_MODES  # the schema's train.mixed_precision choices
 
 
 def resolve_device(name: str) -> torch.device:

@@ -40,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from nectargan.visualizer.visdom.limits import MAX_IMAGE_SIZE
+
 GAP = 2
-MAX_IMAGE_SIZE = 2048
 _BACKGROUND = 24 / 255
 _PNG_LEVEL = 3  # zlib level: about as small as 6 for photo-like images, faster
 _JPEG_QUALITY = 95
