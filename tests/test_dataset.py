@@ -138,9 +138,15 @@ def test_missing_or_empty_split_is_a_clear_error(tmp_path: Path) -> None:
     [
         ({"direction": "AtoC"}, "direction 'AtoC' must be one of AtoB, BtoA"),
         ({"channels": 2}, "channels 2 is not supported"),
-        ({"augment": {"hflip": True}}, "unknown augment option.*hflip.*hflip_p"),
-        ({"augment": {"hflip_p": 2}}, "hflip_p 2 must be a probability"),
-        ({"augment": {"jitter": 1.5}}, r"jitter 1.5 must be in \[0, 1\)"),
+        ({"augment": {"hflip_p": 0.5}}, r"dataloader\.augment\.hflip_p: unknown augmentation"),
+        (
+            {"augment": {"hflip": {"p": 2}}},
+            r"dataloader\.augment\.hflip\.p: .*less than or equal to 1",
+        ),
+        (
+            {"augment": {"blur": {"sigma": [2, 1]}}},
+            r"dataloader\.augment\.blur\.sigma: .*min > max",
+        ),
     ],
 )
 def test_bad_arguments(root: Path, kw: dict, match: str) -> None:
@@ -149,7 +155,7 @@ def test_bad_arguments(root: Path, kw: dict, match: str) -> None:
 
 
 def test_augmentation_only_for_training(root: Path) -> None:
-    strong = {"rotate_deg": 30, "jitter": 0.5, "noise_std": 0.2, "hflip_p": 1.0}
+    strong = AugmentConfig.all_on()
     write_pair(root / "val" / "0.png", gradient_image(0), gradient_image(1))
     val = PairedDataset(root, "val", load_size=40, crop_size=SIDE, augment=strong)
     assert not val.is_train
@@ -166,7 +172,9 @@ def run(transform: PairedTransform, x: Image.Image, y: Image.Image, seed: int):
 
 def test_geometric_augmentations_move_input_and_target_together() -> None:
     img = gradient_image(3)
-    cfg = AugmentConfig(rotate_deg=25, hflip_p=0.5, vflip_p=0.5)
+    cfg = AugmentConfig.model_validate(
+        {"rotate": {"p": 1, "degrees": [-25, 25]}, "vflip": {"p": 0.5}}
+    )
     t = PairedTransform(48, SIDE, cfg, train=True)
     outputs = set()
     for seed in range(12):
@@ -178,8 +186,11 @@ def test_geometric_augmentations_move_input_and_target_together() -> None:
 
 def test_photometric_augmentations_touch_input_only() -> None:
     a, b = gradient_image(4), gradient_image(5)
-    geo = AugmentConfig(rotate_deg=10, vflip_p=0.5)
-    photo = AugmentConfig(rotate_deg=10, vflip_p=0.5, jitter=0.4, blur_p=1.0, noise_std=0.1)
+    geo_keys = {"rotate": {"p": 1}, "vflip": {"p": 0.5}}
+    geo = AugmentConfig.model_validate(geo_keys)
+    photo = AugmentConfig.model_validate(
+        {**geo_keys, "color_jitter": {"p": 1}, "blur": {"p": 1}, "noise": {"p": 1}}
+    )
     for seed in range(4):
         x0, y0 = run(PairedTransform(40, SIDE, geo, train=True), a, b, seed)
         x1, y1 = run(PairedTransform(40, SIDE, photo, train=True), a, b, seed)

@@ -1,4 +1,4 @@
-"""`nectargan data ...`: make, pair and split paired datasets from the command line."""
+"""`nectargan data ...`: download, preview, make, pair and split paired datasets."""
 
 from __future__ import annotations
 
@@ -61,6 +61,84 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_files
+def cmd_download(args: argparse.Namespace) -> int:
+    from nectargan.dataset.download import download_dataset, summary
+    from nectargan.dataset.transfer import TransferOptions
+
+    opts = TransferOptions(
+        connect_timeout=args.timeout, read_timeout=args.timeout, retries=args.retries
+    )
+    result = download_dataset(args.name, args.root, url=args.url, force=args.force, options=opts)
+    print(summary(result))
+    return 0
+
+
+@_user_files
+def cmd_preview(args: argparse.Namespace) -> int:
+    from nectargan.cli.train_cmd import config_from_args
+    from nectargan.dataset.preview import write_preview
+    from nectargan.trainers.data import dataroot_for, make_dataset
+
+    config = config_from_args(args)
+    root = dataroot_for(config)
+    train = args.split == "train"
+    dataset = make_dataset(config.dataloader, root, args.split, train=train)
+    out = write_preview(dataset, args.n, args.seed, args.png)
+    what = "augmented as in training" if train else "no augmentation"
+    print(f"{args.n} {args.split} pairs of {root} ({what}) -> {out}")
+    return 0
+
+
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    from nectargan.dataset.download import BASE_URL_ENV, DATASETS
+
+    p = sub.add_parser(
+        "download",
+        help="download a standard pix2pix dataset (facades, maps, ...)",
+        description="Streams BASE/NAME.tar.gz (resuming a partial download), unpacks it "
+        "safely into ROOT/NAME, checks the layout and prints the counts.",
+    )
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
+    p.add_argument("--root", default="datasets", help="parent folder (default: %(default)s)")
+    p.add_argument(
+        "--url",
+        metavar="BASE",
+        help=f"base URL of the archives (default: ${BASE_URL_ENV} or the pix2pix site)",
+    )
+    p.add_argument("--force", action="store_true", help="download and unpack again")
+    p.add_argument("--timeout", type=float, default=30.0, help="connect/read timeout, s")
+    p.add_argument("--retries", type=int, default=5, help="attempts after a failed one")
+    p.set_defaults(func=cmd_download)
+
+
+def _add_preview(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preview",
+        help="PNG grid of pairs as the trainer sees them (after augmentation)",
+        description="One row per pair, input | target, through the same dataset and "
+        "augmentation a training run with this config uses; --split val shows them "
+        "without augmentation.",
+    )
+    p.add_argument("--config", help="JSON config file or packaged name (default: defaults)")
+    p.add_argument("--dataroot", metavar="DIR", help="dataset with train/ val/ test/")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config value, e.g. --set dataloader.augment.elastic.p=1 (repeatable)",
+    )
+    p.add_argument("--split", choices=("train", "val", "test"), default="train")
+    p.add_argument("--n", type=int, default=8, help="number of pairs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--output", dest="png", required=True, metavar="PNG", help="where to write the grid"
+    )
+    # The training flags config_from_args reads, left unset here.
+    unset = ("epochs", "epochs_decay", "output", "name", "batch_size", "device", "precision")
+    p.set_defaults(func=cmd_preview, **dict.fromkeys((*unset, "visdom", "port", "env")))
+
+
 def _ratios_arg(p: argparse.ArgumentParser, default: list[float]) -> None:
     p.add_argument(
         "--ratios",
@@ -111,10 +189,12 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `data` (with synth, pair, split) to a top-level CLI's subparsers."""
-    data = subparsers.add_parser("data", help="create, pair and split paired datasets")
-    sub = data.add_subparsers(dest="data_command", metavar="{synth,pair,split}")
-    for add in (_add_synth, _add_pair, _add_split):
+    """Add `data` (download, preview, synth, pair, split) to a top-level CLI's subparsers."""
+    data = subparsers.add_parser(
+        "data", help="download, preview, create, pair and split paired datasets"
+    )
+    sub = data.add_subparsers(dest="data_command", metavar="{download,preview,synth,pair,split}")
+    for add in (_add_download, _add_preview, _add_synth, _add_pair, _add_split):
         add(sub)
 
     def show_help(_args: argparse.Namespace) -> int:

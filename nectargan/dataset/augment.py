@@ -1,140 +1,49 @@
-"""Paired augmentations: geometry is shared by input and target, photometry touches the input only.
+"""The paired augmentation pipeline: which operation runs, when, and on which image.
 
-Geometric ops (resize, crop, flip, rotate) must move A and B identically or the pair stops
-lining up; photometric ops (jitter, blur, noise) only make the *input* harder, since the
-target is what the generator should reproduce exactly.
+Geometric ops (crop, flips, rot90, rotate, elastic, optical distortion) must move A and
+B identically or the pair stops lining up. Photometric ops (colour, gamma, blur,
+motion blur, grayscale, JPEG, noise) make one side harder and take ``apply_to``
+(input by default: the target is what the generator should reproduce exactly);
+with ``both`` the same draw is used for A and B. Coarse dropout blanks the same
+rectangles in both, as upstream NectarGAN does.
+
+Order: resize -> crop -> flips, rot90 -> colour jitter, gamma, blur, motion blur,
+grayscale, JPEG (8-bit) -> tensor -> one warp for rotate, optical distortion and
+elastic (reflected edges) -> coarse dropout -> noise.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+import math
+from collections.abc import Callable
 
 import torch
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image
 
+from nectargan.config.augment_schema import AugmentConfig
+from nectargan.dataset import augment_ops as ops
 from nectargan.dataset.io import to_tensor
 
+Gen = torch.Generator | None
 Pair = tuple[Image.Image, Image.Image]
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training-time augmentation settings; the defaults are pix2pix's (random crop + h-flip)."""
-
-    random_crop: bool = True  # False: centre crop (still resized to load_size first)
-    hflip_p: float = 0.5
-    vflip_p: float = 0.0
-    rotate_deg: float = 0.0  # max |angle|, same angle for A and B
-    jitter: float = 0.0  # brightness/contrast/saturation strength in [0, 1), input only
-    blur_p: float = 0.0  # probability of Gaussian blur on the input
-    blur_sigma: float = 1.0  # max blur radius in pixels
-    noise_std: float = 0.0  # Gaussian noise added to the input, in [-1, 1] units
-
-    def __post_init__(self) -> None:
-        for name in ("hflip_p", "vflip_p", "blur_p"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"augment {name} {value!r} must be a probability in [0, 1]")
-        if not 0.0 <= self.jitter < 1.0:
-            raise ValueError(f"augment jitter {self.jitter!r} must be in [0, 1)")
-        for name in ("rotate_deg", "blur_sigma", "noise_std"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"augment {name} {getattr(self, name)!r} must be >= 0")
-
-    @classmethod
-    def off(cls) -> AugmentConfig:
-        """No randomness at all: centre crop, no flips, no photometric changes."""
-        return cls(random_crop=False, hflip_p=0.0)
-
-    @classmethod
-    def from_any(cls, value: AugmentConfig | dict[str, Any] | None) -> AugmentConfig:
-        """Accept a config, a plain dict (e.g. from JSON) or None for the defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            allowed = {f.name for f in fields(cls)}
-            unknown = sorted(set(value) - allowed)
-            if unknown:
-                raise ValueError(
-                    f"unknown augment option(s) {', '.join(unknown)}; "
-                    f"expected some of {', '.join(sorted(allowed))}"
-                )
-            return cls(**value)
-        raise TypeError(
-            f"augment must be an AugmentConfig, dict or None, got {type(value).__name__}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["AugmentConfig", "PairedTransform"]
 
 
-def _rand(gen: torch.Generator | None) -> float:
-    return float(torch.rand((), generator=gen))
-
-
-def _randint(high: int, gen: torch.Generator | None) -> int:
-    """Uniform integer in [0, high]."""
-    return int(torch.randint(0, high + 1, (), generator=gen))
-
-
-def _uniform(lo: float, hi: float, gen: torch.Generator | None) -> float:
-    return lo + (hi - lo) * _rand(gen)
-
-
-def resize_pair(pair: Pair, size: int) -> Pair:
-    a, b = (
-        im if im.size == (size, size) else im.resize((size, size), Image.BICUBIC) for im in pair
-    )
+def _on(apply_to: str, pair: Pair, fn: Callable[[Image.Image], Image.Image]) -> Pair:
+    a, b = pair
+    if apply_to in ("input", "both"):
+        a = fn(a)
+    if apply_to in ("target", "both"):
+        b = fn(b)
     return a, b
-
-
-def crop_pair(pair: Pair, size: int, left: int, top: int) -> Pair:
-    box = (left, top, left + size, top + size)
-    return pair[0].crop(box), pair[1].crop(box)
-
-
-def center_crop_pair(pair: Pair, size: int) -> Pair:
-    w, h = pair[0].size
-    return crop_pair(pair, size, (w - size) // 2, (h - size) // 2)
-
-
-def random_crop_pair(pair: Pair, size: int, gen: torch.Generator | None) -> Pair:
-    w, h = pair[0].size
-    return crop_pair(pair, size, _randint(w - size, gen), _randint(h - size, gen))
-
-
-def flip_pair(pair: Pair, method: Image.Transpose) -> Pair:
-    return pair[0].transpose(method), pair[1].transpose(method)
-
-
-def rotate_pair(pair: Pair, angle: float) -> Pair:
-    return pair[0].rotate(angle, Image.BILINEAR), pair[1].rotate(angle, Image.BILINEAR)
-
-
-def jitter_image(img: Image.Image, strength: float, gen: torch.Generator | None) -> Image.Image:
-    """Random brightness, contrast and saturation, each by a factor in [1-s, 1+s]."""
-    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-        img = enhancer(img).enhance(_uniform(1 - strength, 1 + strength, gen))
-    return img
-
-
-def blur_image(img: Image.Image, max_sigma: float, gen: torch.Generator | None) -> Image.Image:
-    return img.filter(ImageFilter.GaussianBlur(radius=_uniform(0.1, max(0.1, max_sigma), gen)))
-
-
-def add_noise(t: torch.Tensor, std: float, gen: torch.Generator | None) -> torch.Tensor:
-    noise = torch.randn(t.shape, generator=gen, dtype=t.dtype)
-    return (t + noise * std).clamp_(-1.0, 1.0)
 
 
 class PairedTransform:
     """Turn an (input, target) PIL pair into (C, H, W) tensors in [-1, 1].
 
-    Training: resize to load_size, shared geometric ops, crop_size crop, input-only photometry.
-    Evaluation (train=False): resize to load_size and centre crop, nothing random.
+    Training: the pipeline above. Evaluation (train=False): resize to load_size and
+    centre crop, nothing random.
     """
 
     def __init__(self, load_size: int, crop_size: int, config: AugmentConfig, train: bool) -> None:
@@ -146,38 +55,99 @@ class PairedTransform:
         self.config, self.train = config, train
 
     def __call__(
-        self, x: Image.Image, y: Image.Image, gen: torch.Generator | None = None
+        self, x: Image.Image, y: Image.Image, gen: Gen = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        pair = resize_pair((x, y), self.load_size)
+        pair = ops.resize_pair((x, y), self.load_size)
         if not self.train:
-            x, y = center_crop_pair(pair, self.crop_size)
+            x, y = ops.center_crop_pair(pair, self.crop_size)
             return to_tensor(x), to_tensor(y)
-        x, y = self._geometric(pair, gen)
-        x = self._photometric(x, gen)
-        xt = to_tensor(x)
-        if self.config.noise_std > 0:
-            xt = add_noise(xt, self.config.noise_std, gen)
-        return xt, to_tensor(y)
-
-    def _geometric(self, pair: Pair, gen: torch.Generator | None) -> Pair:
-        cfg = self.config
-        if cfg.rotate_deg > 0:
-            # Rotate before cropping so the crop margin hides most of the empty corners.
-            pair = rotate_pair(pair, _uniform(-cfg.rotate_deg, cfg.rotate_deg, gen))
-        if cfg.random_crop:
-            pair = random_crop_pair(pair, self.crop_size, gen)
+        # Every geometric draw comes first, so switching a photometric op on or off
+        # never moves where the pair is cropped, warped or blanked.
+        pair = self._crop_and_flip(pair, gen)
+        w, h = pair[0].size
+        grid = self._warp_grid(h, w, gen)
+        cfg = self.config.coarse_dropout
+        boxes = (
+            ops.dropout_boxes((w, h), cfg.holes, cfg.hole_size, gen)
+            if ops.fires(cfg.p, gen)
+            else []
+        )
+        pair = self._photometric(pair, gen)
+        if grid is None:
+            xt, yt = to_tensor(pair[0]), to_tensor(pair[1])
         else:
-            pair = center_crop_pair(pair, self.crop_size)
-        if cfg.hflip_p > 0 and _rand(gen) < cfg.hflip_p:
-            pair = flip_pair(pair, Image.Transpose.FLIP_LEFT_RIGHT)
-        if cfg.vflip_p > 0 and _rand(gen) < cfg.vflip_p:
-            pair = flip_pair(pair, Image.Transpose.FLIP_TOP_BOTTOM)
+            out = ops.warp(ops.pair_to_tensor(pair).unsqueeze(0), grid)[0]
+            xt, yt = out.chunk(2)
+        if boxes:
+            xt, yt = ops.fill_boxes(xt, boxes), ops.fill_boxes(yt, boxes)
+        return self._noise(xt, yt, gen)
+
+    def _crop_and_flip(self, pair: Pair, gen: Gen) -> Pair:
+        cfg = self.config
+        if cfg.random_crop:
+            pair = ops.random_crop_pair(pair, self.crop_size, gen)
+        else:
+            pair = ops.center_crop_pair(pair, self.crop_size)
+        if ops.fires(cfg.hflip.p, gen):
+            pair = ops.transpose_pair(pair, Image.Transpose.FLIP_LEFT_RIGHT)
+        if ops.fires(cfg.vflip.p, gen):
+            pair = ops.transpose_pair(pair, Image.Transpose.FLIP_TOP_BOTTOM)
+        if ops.fires(cfg.rot90.p, gen):
+            pair = ops.transpose_pair(pair, ops.ROT90[ops.randint(0, 2, gen)])
         return pair
 
-    def _photometric(self, img: Image.Image, gen: torch.Generator | None) -> Image.Image:
+    def _warp_grid(self, h: int, w: int, gen: Gen) -> torch.Tensor | None:
+        """Rotate, optical distortion and elastic as one grid: one resampling of A and B."""
         cfg = self.config
-        if cfg.jitter > 0:
-            img = jitter_image(img, cfg.jitter, gen)
-        if cfg.blur_p > 0 and _rand(gen) < cfg.blur_p:
-            img = blur_image(img, cfg.blur_sigma, gen)
-        return img
+        rotate = ops.fires(cfg.rotate.p, gen)
+        optical = ops.fires(cfg.optical_distortion.p, gen)
+        elastic = ops.fires(cfg.elastic.p, gen)
+        if not (rotate or optical or elastic):
+            return None
+        angle = ops.uniform(*cfg.rotate.degrees, gen) if rotate else 0.0
+        grid = ops.rotation_grid(h, w, angle)
+        if optical:
+            k = ops.uniform(*cfg.optical_distortion.distort_limit, gen)
+            grid = ops.optical_grid(grid, k, cfg.optical_distortion.mode)
+        if elastic:
+            grid = grid + ops.elastic_offsets(h, w, cfg.elastic.alpha, cfg.elastic.sigma, gen)
+        return grid
+
+    def _photometric(self, pair: Pair, gen: Gen) -> Pair:
+        cfg = self.config
+        cj = cfg.color_jitter
+        if ops.fires(cj.p, gen):
+            b, c = ops.uniform(*cj.brightness, gen), ops.uniform(*cj.contrast, gen)
+            s, hue = ops.uniform(*cj.saturation, gen), ops.uniform(*cj.hue, gen)
+            pair = _on(cj.apply_to, pair, lambda im: ops.color_jitter(im, b, c, s, hue))
+        if ops.fires(cfg.gamma.p, gen):
+            g = ops.uniform(*cfg.gamma.gamma, gen)
+            pair = _on(cfg.gamma.apply_to, pair, lambda im: ops.gamma_curve(im, g))
+        if ops.fires(cfg.blur.p, gen):
+            sigma = ops.uniform(*cfg.blur.sigma, gen)
+            pair = _on(cfg.blur.apply_to, pair, lambda im: ops.gaussian_blur(im, sigma))
+        mb = cfg.motion_blur
+        if ops.fires(mb.p, gen):
+            length = 2 * ops.randint(1, (mb.kernel_limit - 1) // 2, gen) + 1
+            angle = ops.uniform(0.0, math.pi, gen)
+            pair = _on(mb.apply_to, pair, lambda im: ops.motion_blur(im, length, angle))
+        if ops.fires(cfg.grayscale.p, gen):
+            pair = _on(cfg.grayscale.apply_to, pair, ops.grayscale)
+        if ops.fires(cfg.jpeg.p, gen):
+            q = ops.randint(*cfg.jpeg.quality, gen)
+            pair = _on(cfg.jpeg.apply_to, pair, lambda im: ops.jpeg_roundtrip(im, q))
+        return pair
+
+    def _noise(
+        self, xt: torch.Tensor, yt: torch.Tensor, gen: Gen
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config.noise
+        if not ops.fires(cfg.p, gen):
+            return xt, yt
+        # std is a fraction of the full intensity range, which spans 2 in [-1, 1].
+        noise = ops.unit_noise(tuple(xt.shape), gen) * (2 * ops.uniform(*cfg.std, gen))
+        if cfg.apply_to in ("input", "both"):
+            xt = ops.add_noise(xt, noise)
+        if cfg.apply_to in ("target", "both"):
+            yt = ops.add_noise(yt, noise)
+        return xt, yt

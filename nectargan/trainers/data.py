@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from nectargan.dataset import AugmentConfig, PairedDataset, generate_synthetic_dataset
-from nectargan.errors import ConfigUserError
+from nectargan.errors import DataUserError
+from nectargan.trainers.loader_sizing import AutoSizedLoader, probe_item_seconds
 
 SYNTHETIC_DIR = "datasets"
 
@@ -30,22 +31,23 @@ def ensure_synthetic_dataset(output_directory: str | Path, synthetic: Mapping[st
     )
 
 
-def augment_from_config(aug: Mapping[str, Any]) -> AugmentConfig:
-    """Map the config's ``dataloader.augment`` section onto the dataset's options."""
-    if aug["color_jitter"] >= 1:
-        raise ConfigUserError(
-            f"dataloader.augment.color_jitter: expected a number in [0, 1), got {aug['color_jitter']!r}"
+def dataroot_for(config: Any) -> Path:
+    """``dataloader.dataroot``, or the built-in synthetic dataset (made once) when unset."""
+    dl = config.dataloader
+    if dl.dataroot is None:
+        return ensure_synthetic_dataset(config.common.output_directory, dl.synthetic)
+    root = Path(dl.dataroot).expanduser()
+    if not root.is_dir():
+        raise DataUserError(
+            f"dataloader.dataroot: {str(root)!r} is not a directory; expected a folder "
+            "with train/ (and val/, test/) subfolders of side-by-side A|B images"
         )
-    return AugmentConfig(
-        random_crop=True,
-        hflip_p=0.5 if aug["hflip"] else 0.0,
-        vflip_p=0.5 if aug["vflip"] else 0.0,
-        rotate_deg=float(aug["rotate_degrees"]),
-        jitter=float(aug["color_jitter"]),
-        blur_p=0.5 if aug["blur_sigma"] > 0 else 0.0,
-        blur_sigma=float(aug["blur_sigma"]) or 1.0,
-        noise_std=float(aug["noise_std"]),
-    )
+    return root
+
+
+def augment_from_config(aug: Mapping[str, Any]) -> AugmentConfig:
+    """The config's ``dataloader.augment`` section as the dataset's options."""
+    return AugmentConfig.from_any(dict(aug.to_dict() if hasattr(aug, "to_dict") else aug))
 
 
 def usable_cores() -> int:
@@ -89,21 +91,38 @@ def make_loader(
     device: torch.device,
     train: bool,
     seed: int = 0,
-) -> DataLoader:
-    """Shuffled, full batches for training; ordered batches for evaluation."""
-    workers = dl["num_workers"] if dl["num_workers"] >= 0 else auto_num_workers(device)
+) -> DataLoader | AutoSizedLoader:
+    """Shuffled, full batches for training; ordered batches for evaluation.
+
+    ``num_workers=-1`` on a training loader: an :class:`AutoSizedLoader`, whose worker
+    count follows the measured step rate from the second epoch on.
+    """
     pin = dl["pin_memory"]
     pin = device.type == "cuda" if pin == "auto" else bool(pin) and device.type == "cuda"
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset,
+
+    def build(workers: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=dl["batch_size"],
+            shuffle=train,
+            # A short last batch would give BatchNorm a different batch size (and
+            # torch.compile a new shape); keep it only if it is the whole dataset.
+            drop_last=train and len(dataset) >= dl["batch_size"],
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    if dl["num_workers"] >= 0:
+        return build(dl["num_workers"])
+    if not train:
+        return build(auto_num_workers(device))
+    return AutoSizedLoader(
+        build,
+        initial_workers=auto_num_workers(device),
+        item_seconds=probe_item_seconds(dataset),
         batch_size=dl["batch_size"],
-        shuffle=train,
-        # A short last batch would give BatchNorm a different batch size (and
-        # torch.compile a new shape); keep it only if it is the whole dataset.
-        drop_last=train and len(dataset) >= dl["batch_size"],
-        num_workers=workers,
-        pin_memory=pin,
-        persistent_workers=workers > 0,
-        generator=generator,
+        cores=usable_cores(),
+        cuda=device.type == "cuda",
     )
