@@ -11,6 +11,7 @@ from _support import tiny_training_config, wait_for
 
 from nectargan import run_metrics as rm
 from nectargan.cli.main import main
+from nectargan.review import read_experiment, replay, write_report
 from nectargan.trainers import Pix2pixTrainer
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.evaluate import spread_indices
@@ -76,11 +77,31 @@ def test_live_windows_match_the_files_and_the_test_command(
     assert f"G {sum(p.numel() for p in trainer.gen.parameters()):,}" in info
 
     # best.pt: the epoch with the lowest val L1, linked (not copied) to its checkpoint
-    best = min(rows, key=lambda r: r["l1"])
     assert json.loads((exp / rm.VAL_METRICS_FILE).read_text())["best"]["epoch"] == best["epoch"]
     best_pt = exp / "checkpoints" / "best.pt"
     assert best_pt.samefile(ckpt.epoch_path(exp, best["epoch"]))
     assert json.loads((exp / "checkpoints" / "latest.json").read_text())["file"] == "epoch_0002.pt"
+
+    # nectargan replay rebuilds the same windows from the files
+    result = replay(
+        [read_experiment(exp)],
+        env=f"{env_name}_replay",
+        server="http://127.0.0.1",
+        port=visdom_server.port,
+    )
+    for win in ("val_metrics", "lr", "throughput"):
+        replayed = window_points(visdom_server, win, result.env)
+        assert replayed == window_points(visdom_server, win, env_name), win
+        live_layout = visdom_server.window(win, env_name)["content"]["layout"]
+        assert visdom_server.window(win, result.env)["content"]["layout"] == live_layout
+    assert visdom_server.window("run_info", result.env)["content"] == info
+
+    # nectargan report: a validation section with the plots and the best epoch
+    page = write_report(read_experiment(exp), tmp_path / "report")
+    text = page.html.read_text()
+    best = min(rows, key=lambda r: r["l1"])
+    assert f"best val L1 {best['l1']:.4f} at epoch {best['epoch']}" in text
+    assert {p.name for p in page.images} >= {"val_metrics.png", "epoch_stats.png"}
 
     # nectargan test --split val gives the same numbers for the same checkpoint
     precision = rows[-1]["precision"]
