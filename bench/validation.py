@@ -86,9 +86,7 @@ def run_demo_share(workdir: Path, epochs: int) -> dict[str, Any]:
         "val_s": statistics.median(val_s),
         "monitor_s": statistics.median(monitor_s),
         "val_share": statistics.median(v / e for v, e in zip(val_s, epoch_s, strict=True)),
-        "monitor_share": statistics.median(
-            m / e for m, e in zip(monitor_s, epoch_s, strict=True)
-        ),
+        "monitor_share": statistics.median(m / e for m, e in zip(monitor_s, epoch_s, strict=True)),
     }
 
 

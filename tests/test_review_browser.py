@@ -58,8 +58,6 @@ def test_replayed_env_renders(browser, run_dir, visdom_server, env_name):
         ".map(p => Array.from(p.data).map(t => [t.name, t.x.length]))"
     )
     losses = [tuple(c) for c in sum(counts, []) if c[0][:2] in ("G_", "D_")]
-    assert sorted(losses) == [
-        (name, 2 * BATCHES) for name in ("D_fake", "D_real", "G_GAN", "G_L1")
-    ]
+    assert sorted(losses) == [(name, 2 * BATCHES) for name in ("D_fake", "D_real", "G_GAN", "G_L1")]
     assert "Run summary" in page.content()
     page.close()

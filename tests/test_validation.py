@@ -77,6 +77,7 @@ def test_live_windows_match_the_files_and_the_test_command(
     assert f"G {sum(p.numel() for p in trainer.gen.parameters()):,}" in info
 
     # best.pt: the epoch with the lowest val L1, linked (not copied) to its checkpoint
+    best = min(rows, key=lambda r: r["l1"])
     assert json.loads((exp / rm.VAL_METRICS_FILE).read_text())["best"]["epoch"] == best["epoch"]
     best_pt = exp / "checkpoints" / "best.pt"
     assert best_pt.samefile(ckpt.epoch_path(exp, best["epoch"]))
@@ -99,7 +100,6 @@ def test_live_windows_match_the_files_and_the_test_command(
     # nectargan report: a validation section with the plots and the best epoch
     page = write_report(read_experiment(exp), tmp_path / "report")
     text = page.html.read_text()
-    best = min(rows, key=lambda r: r["l1"])
     assert f"best val L1 {best['l1']:.4f} at epoch {best['epoch']}" in text
     assert {p.name for p in page.images} >= {"val_metrics.png", "epoch_stats.png"}
 

@@ -142,6 +142,8 @@ def describe_run(trainer: Any) -> None:
     fmt = ", channels_last" if trainer.memory_format == torch.channels_last else ""
     compiled = ", compiled" if trainer.config.train.compile else ""
     print(f"device: {trainer.device}, precision {trainer.precision.name}{fmt}{compiled}")
+    if getattr(trainer, "monitor", None) is not None:
+        print(trainer.monitor.describe())
     if trainer.dashboard_url:
         print(f"dashboard: {trainer.dashboard_url}")
     else:

@@ -287,7 +287,8 @@ class Pix2pixTrainer(Trainer):
 
     def epoch_summary(self) -> str:
         lr = self.learning_rates()
-        return f"{super().epoch_summary()}; next lr G {lr['G']:.3g}, D {lr['D']:.3g}"
+        text = f"{super().epoch_summary()}; next lr G {lr['G']:.3g}, D {lr['D']:.3g}"
+        return text + (self.monitor.summary() if self.monitor is not None else "")
 
     @torch.no_grad()
     def save_examples(self) -> list[Path]:
