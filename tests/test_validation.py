@@ -155,6 +155,21 @@ def test_resume_from_an_earlier_epoch_continues_without_duplicates(
     assert (exp / "checkpoints" / "best.pt").samefile(ckpt.epoch_path(exp, best["epoch"]))
 
 
+def test_a_new_run_clears_the_windows_an_earlier_run_left(tmp_path, visdom_server, env_name):
+    from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
+
+    old = VisdomVisualizer(env=env_name, server="http://127.0.0.1", port=visdom_server.port)
+    old.update_panel(panels.VAL_METRICS, 7, {"L1": 0.5, "PSNR": 10.0, "SSIM": 0.1})
+    old.update_text("stale", win=panels.RUN_INFO)
+    assert visdom_server.window("val_metrics", env_name) is not None
+    fresh = VisdomVisualizer(env=env_name, server="http://127.0.0.1", port=visdom_server.port)
+    fresh.clear_env()  # what the trainer does when it connects
+    assert visdom_server.window("val_metrics", env_name) is None
+    assert visdom_server.window("run_info", env_name) is None
+    with pytest.raises(ValueError, match="unknown"):
+        fresh.update_panel(panels.LR, 1, {"X": 1.0})
+
+
 def test_validation_leaves_training_unchanged(tmp_path, dataroot):
     """Same seed, with and without validation: bit-identical weights after the epoch."""
     weights = []

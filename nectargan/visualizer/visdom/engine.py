@@ -40,7 +40,7 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.visualizer.visdom.images import Triplet
-from nectargan.visualizer.visdom.panels import PanelSpec
+from nectargan.visualizer.visdom.panels import PANELS, RUN_INFO, PanelSpec
 from nectargan.visualizer.visdom.transport import Transport, TransportError
 from nectargan.visualizer.visdom.windows import (
     ImageWindow,
@@ -309,9 +309,15 @@ class Engine:
             LOSS_D: LineWindow(LOSS_D, layout.loss_title("D"), self.max_points),
             GRID: ImageWindow(GRID, self.image_format),
         }
-        for w in texts:  # text windows are remembered so a later clear closes them too
+        # The per-epoch panels and run_info are ours from the start (empty until used), so
+        # clear_env closes what an earlier run left in the env; other text windows and
+        # panels are remembered once seen, so a later clear closes them too.
+        for spec in PANELS:
+            self.windows[spec.win] = PanelWindow(spec)
+        self.windows[RUN_INFO] = TextWindow(RUN_INFO)
+        for w in texts:
             self.windows[w.win] = TextWindow(w.win)
-        for p in panels:  # so are per-epoch panels, emptied
+        for p in panels:
             self.windows[p.win] = PanelWindow(p.spec)
 
     def _fold(self) -> None:

@@ -46,7 +46,7 @@ from nectargan.visualizer.visdom.images import (
     denorm,
     snapshot,
 )
-from nectargan.visualizer.visdom.panels import PanelSpec
+from nectargan.visualizer.visdom.panels import PANELS, PanelSpec
 from nectargan.visualizer.visdom.transport import Endpoint, Transport, TransportError
 
 __all__ = ["VisdomVisualizer", "VisualizerStats", "LOSS_G", "LOSS_D", "GRID"]
@@ -264,7 +264,8 @@ class VisdomVisualizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        if not isinstance(win, str) or not win or win in (LOSS_G, LOSS_D, GRID):
+        plots = (LOSS_G, LOSS_D, GRID, *(spec.win for spec in PANELS))
+        if not isinstance(win, str) or not win or win in plots:
             raise ValueError(
                 f"win must be a non-empty name other than the plot windows, got {win!r}"
             )
