@@ -17,7 +17,8 @@ smoke run; ``--json FILE`` keeps the figures).
      val items), median of 3.
 
 2. **Step rate with the dashboard on**: demo config against a real loopback
-   Visdom server, the dashboard on throughout; epochs alternate between the
+   Visdom server, the dashboard on throughout, a 120-pair synthetic set (12
+   steps per epoch, so rounds are short); epochs alternate between the
    per-epoch reporting on and off (order flipped every round). The figure is
    the median over rounds of (training s/step with it on / with it off): the
    paired ratio of docs/benchmarks.md. The reporting runs between epochs
@@ -45,6 +46,7 @@ from nectargan.trainers import Pix2pixTrainer
 from nectargan.trainers.precision import cpu_supports_bf16
 
 DEMO = Path(__file__).resolve().parents[1] / "nectargan" / "config" / "demo.json"
+RATE_PAIRS = 120  # step-rate part: 96 training pairs, 12 steps of 8 per epoch
 
 
 def demo_config(workdir: Path, epochs: int, **visdom: Any) -> dict[str, Any]:
@@ -134,6 +136,7 @@ def run_step_rate(workdir: Path, rounds: int) -> dict[str, Any]:
         cfg = demo_config(
             workdir / "rate", 2 * rounds + 1, enable=True, port=port, env_name="bench_validation"
         )
+        cfg["dataloader"]["synthetic"]["n"] = RATE_PAIRS  # short epochs: many rounds in minutes
         trainer = Pix2pixTrainer(cfg)
         monitor = trainer.monitor
         trainer.train_paired(0)  # warm-up epoch
@@ -223,7 +226,8 @@ def markdown(res: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run: fewer epochs and steps")
-    p.add_argument("--rounds", type=int, default=4, help="paired on/off rounds (step rate)")
+    p.add_argument("--rounds", type=int, default=3, help="paired on/off rounds (step rate)")
+    p.add_argument("--epochs", type=int, default=2, help="demo-config epochs (share)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
     rounds = 1 if args.quick else args.rounds
@@ -231,7 +235,7 @@ def main() -> None:
         work = Path(tmp)
         res = {"machine": machine()}
         print("demo config: epochs with validation ...", file=sys.stderr)
-        res["demo"] = run_demo_share(work, 2 if args.quick else 4)
+        res["demo"] = run_demo_share(work, 1 if args.quick else args.epochs)
         print("default config: step and validation times ...", file=sys.stderr)
         res["default"] = run_default_share(work, 2 if args.quick else 6, 1 if args.quick else 2)
         print("step rate with the dashboard on ...", file=sys.stderr)
