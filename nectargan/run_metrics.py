@@ -28,12 +28,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_write_text
 
-VAL_METRICS_FILE = "val_metrics.json"
-EPOCH_STATS_FILE = "epoch_stats.json"
-RUN_INFO_FILE = "run_info.json"
-BEST_CHECKPOINT = "best.pt"
+VAL_METRICS_FILE = layout.VAL_METRICS_FILE
+EPOCH_STATS_FILE = layout.EPOCH_STATS_FILE
+RUN_INFO_FILE = layout.RUN_INFO_FILE
+BEST_CHECKPOINT = layout.BEST_CHECKPOINT
 VAL_FORMAT = "nectargan-val-metrics"
 STATS_FORMAT = "nectargan-epoch-stats"
 VERSION = 1

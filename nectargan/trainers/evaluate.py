@@ -139,7 +139,9 @@ def evaluate_experiment(
     out = (
         Path(out_dir)
         if out_dir
-        else Path(experiment_dir) / TEST_DIR / (prefix + layout.evaluation_dir_name(trained, suffix))
+        else Path(experiment_dir)
+        / TEST_DIR
+        / (prefix + layout.evaluation_dir_name(trained, suffix))
     )
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_generator(

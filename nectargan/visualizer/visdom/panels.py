@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nectargan import experiment_layout as layout
+
 PANE_GAP = 0.06  # fraction of the plot height between stacked panes
 
 
@@ -53,15 +55,17 @@ class PanelSpec:
 
 
 VAL_METRICS = PanelSpec(
-    "val_metrics",
+    layout.VAL_METRICS_WINDOW,
     "Validation metrics",
     (Pane("L1 (lower is better)", ("L1",)), Pane("PSNR dB", ("PSNR",)), Pane("SSIM", ("SSIM",))),
 )
-LR = PanelSpec("lr", "Learning rate", (Pane("learning rate", ("G", "D")),))
+LR = PanelSpec(layout.LR_WINDOW, "Learning rate", (Pane("learning rate", ("G", "D")),))
 THROUGHPUT = PanelSpec(
-    "throughput", "Throughput", (Pane("images/s", ("images/s",)), Pane("s/epoch", ("s/epoch",)))
+    layout.THROUGHPUT_WINDOW,
+    "Throughput",
+    (Pane("images/s", ("images/s",)), Pane("s/epoch", ("s/epoch",))),
 )
-RUN_INFO = "run_info"
+RUN_INFO = layout.RUN_INFO_WINDOW
 RUN_INFO_TITLE = "Run info"
 RUN_INFO_SIZE = (460, 420)  # px; Visdom's default text pane is too small for the table
 PANELS = (VAL_METRICS, LR, THROUGHPUT)
@@ -91,7 +95,7 @@ def _axis_ref(i: int) -> str:
 
 def panel_layout(spec: PanelSpec) -> dict[str, Any]:
     n = len(spec.panes)
-    layout: dict[str, Any] = {
+    out: dict[str, Any] = {
         "title": spec.title,
         "showlegend": True,
         "xaxis": {"title": spec.xlabel, "anchor": _axis_ref(n - 1)},
@@ -100,8 +104,8 @@ def panel_layout(spec: PanelSpec) -> dict[str, Any]:
         "height": PANEL_SIZE[1],
     }
     for i, (pane, domain) in enumerate(zip(spec.panes, pane_domains(n), strict=True)):
-        layout[_axis_key(i)] = {"title": pane.ylabel, "domain": list(domain), "anchor": "x"}
-    return layout
+        out[_axis_key(i)] = {"title": pane.ylabel, "domain": list(domain), "anchor": "x"}
+    return out
 
 
 def _json_number(value: float | None) -> str:
