@@ -139,15 +139,28 @@ def run_step_rate(workdir: Path, rounds: int) -> dict[str, Any]:
         cfg["dataloader"]["synthetic"]["n"] = RATE_PAIRS  # short epochs: many rounds in minutes
         trainer = Pix2pixTrainer(cfg)
         monitor = trainer.monitor
+        monitor_cpu: list[float] = []
+        inner = monitor.epoch_finished
+
+        def finished() -> None:
+            started = time.process_time()
+            inner()
+            monitor_cpu.append(time.process_time() - started)
+
+        monitor.epoch_finished = finished
         trainer.train_paired(0)  # warm-up epoch
         per_step: dict[str, list[float]] = {"on": [], "off": []}
+        cpu_step: dict[str, list[float]] = {"on": [], "off": []}
         epoch = 1
         for r in range(rounds):
             for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
                 trainer.monitor = monitor if mode == "on" else None
+                before, cpu0 = len(monitor_cpu), time.process_time()
                 trainer.train_paired(epoch)
+                cpu = time.process_time() - cpu0 - sum(monitor_cpu[before:])
                 epoch += 1
                 per_step[mode].append(trainer.last_epoch_time / trainer.batches_per_epoch)
+                cpu_step[mode].append(cpu / trainer.batches_per_epoch)
             on, off = per_step["on"][-1], per_step["off"][-1]
             print(f"  round {r + 1}/{rounds}: on {on:.4f} off {off:.4f} s/step", file=sys.stderr)
         trainer.monitor = monitor
@@ -163,6 +176,10 @@ def run_step_rate(workdir: Path, rounds: int) -> dict[str, Any]:
         "s_per_step_off": statistics.median(off),
         "paired_ratio": statistics.median(a / b for a, b in zip(on, off, strict=True)),
         "per_round": list(zip(on, off, strict=True)),
+        "cpu_paired_ratio": statistics.median(
+            a / b for a, b in zip(cpu_step["on"], cpu_step["off"], strict=True)
+        ),
+        "cpu_per_round": list(zip(cpu_step["on"], cpu_step["off"], strict=True)),
     }
 
 
@@ -192,34 +209,44 @@ def machine() -> str:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    d, f, s = res["demo"], res["default"], res["step_rate"]
-    lines = [
-        f"Machine: {res['machine']}",
-        "",
-        "| config | epoch (training) | validation | share | all per-epoch reporting | share |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| demo ({d['train_pairs']} pairs, batch 8, {d['val_images']} val images) "
-        f"| {d['epoch_s']:.2f} s | {d['val_s']:.3f} s | {d['val_share'] * 100:.2f}% "
-        f"| {d['monitor_s']:.3f} s | {d['monitor_share'] * 100:.2f}% |",
-    ]
-    for label in ("synthetic default (320 pairs)", "facades (400 pairs)"):
-        pairs = int(label.split("(")[1].split()[0])
+    lines = [f"Machine: {res['machine']}", ""]
+    d, f, s = res.get("demo"), res.get("default"), res.get("step_rate")
+    if d or f:
+        lines += [
+            "| config | epoch (training) | validation | share | all per-epoch reporting | share |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+    if d:
         lines.append(
-            f"| default, {label}, {f['val_images']} val images "
-            f"| {f['step_s'] * pairs:.0f} s (est.) | {f['val_s']:.2f} s "
-            f"| {f[label] * 100:.2f}% | - | - |"
+            f"| demo ({d['train_pairs']} pairs, batch 8, {d['val_images']} val images) "
+            f"| {d['epoch_s']:.2f} s | {d['val_s']:.3f} s | {d['val_share'] * 100:.2f}% "
+            f"| {d['monitor_s']:.3f} s | {d['monitor_share'] * 100:.2f}% |"
         )
-    lines += [
-        "",
-        f"Default config: {f['steps_timed']} timed steps, median {f['step_s']:.3f} s/step; "
-        f"validation median of 3: {f['val_s']:.2f} s for {f['val_images']} images.",
-        "",
-        f"Step rate, dashboard on (demo, {s['rounds']} rounds, {s['steps_per_epoch']} steps "
-        f"per epoch): reporting on {s['s_per_step_on']:.4f} s/step, off "
-        f"{s['s_per_step_off']:.4f} s/step, paired ratio **{s['paired_ratio']:.3f}**; per round "
-        + ", ".join(f"{a:.4f}/{b:.4f}" for a, b in s["per_round"])
-        + ".",
-    ]
+    if f:
+        for label in ("synthetic default (320 pairs)", "facades (400 pairs)"):
+            pairs = int(label.split("(")[1].split()[0])
+            lines.append(
+                f"| default, {label}, {f['val_images']} val images "
+                f"| {f['step_s'] * pairs:.0f} s (est.) | {f['val_s']:.2f} s "
+                f"| {f[label] * 100:.2f}% | - | - |"
+            )
+        lines += [
+            "",
+            f"Default config: {f['steps_timed']} timed steps, median {f['step_s']:.3f} s/step; "
+            f"validation median of 3: {f['val_s']:.2f} s for {f['val_images']} images.",
+        ]
+    if s:
+        lines += [
+            "",
+            f"Step rate, dashboard on (demo, {s['rounds']} rounds, {s['steps_per_epoch']} steps "
+            f"per epoch): reporting on {s['s_per_step_on']:.4f} s/step, off "
+            f"{s['s_per_step_off']:.4f} s/step, paired ratio (wall) **{s['paired_ratio']:.3f}**, "
+            f"(process CPU) **{s['cpu_paired_ratio']:.3f}**; wall per round "
+            + ", ".join(f"{a:.4f}/{b:.4f}" for a, b in s["per_round"])
+            + "; CPU per round "
+            + ", ".join(f"{a:.4f}/{b:.4f}" for a, b in s["cpu_per_round"])
+            + ".",
+        ]
     return "\n".join(lines)
 
 
@@ -229,17 +256,27 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="paired on/off rounds (step rate)")
     p.add_argument("--epochs", type=int, default=2, help="demo-config epochs (share)")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=("demo", "default", "rate"),
+        default=("demo", "default", "rate"),
+        help="parts to run (default: all)",
+    )
     args = p.parse_args()
     rounds = 1 if args.quick else args.rounds
     with tempfile.TemporaryDirectory(prefix="nectargan-bench-val-") as tmp:
         work = Path(tmp)
-        res = {"machine": machine()}
-        print("demo config: epochs with validation ...", file=sys.stderr)
-        res["demo"] = run_demo_share(work, 1 if args.quick else args.epochs)
-        print("default config: step and validation times ...", file=sys.stderr)
-        res["default"] = run_default_share(work, 2 if args.quick else 6, 1 if args.quick else 2)
-        print("step rate with the dashboard on ...", file=sys.stderr)
-        res["step_rate"] = run_step_rate(work, rounds)
+        res: dict[str, Any] = {"machine": machine()}
+        if "demo" in args.only:
+            print("demo config: epochs with validation ...", file=sys.stderr)
+            res["demo"] = run_demo_share(work, 1 if args.quick else args.epochs)
+        if "default" in args.only:
+            print("default config: step and validation times ...", file=sys.stderr)
+            res["default"] = run_default_share(work, 2 if args.quick else 6, 1 if args.quick else 2)
+        if "rate" in args.only:
+            print("step rate with the dashboard on ...", file=sys.stderr)
+            res["step_rate"] = run_step_rate(work, rounds)
     print(markdown(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
