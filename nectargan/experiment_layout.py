@@ -12,6 +12,10 @@ Experiment directory ``<output>/<name>_v<N>``::
     loss_log/000001.json        loss log segments, one per flush
     timing.json                 wall time of each epoch
     checkpoints/epoch_0003.pt   after 3 completed epochs (interrupted.pt, latest.json)
+    checkpoints/best.pt         the epoch with the best validation L1 (a link or copy)
+    val_metrics.json            one row per validation: epoch, L1, PSNR, SSIM, images, seconds
+    epoch_stats.json            one row per epoch: learning rates, images/s, seconds
+    run_info.json               what the run_info window shows, as data
     examples/epoch_0003_0.png   example triplets after 3 completed epochs
     test/epoch_0003/            `nectargan test` outputs: metrics.json + triplets
     report/                     `nectargan report` output
@@ -41,6 +45,11 @@ CHECKPOINT_DIR = "checkpoints"
 INTERRUPTED = "interrupted.pt"
 LATEST = "latest.json"
 CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
+BEST_CHECKPOINT = "best.pt"
+
+VAL_METRICS_FILE = "val_metrics.json"
+EPOCH_STATS_FILE = "epoch_stats.json"
+RUN_INFO_FILE = "run_info.json"
 
 EXAMPLES_DIR = "examples"
 EXAMPLE_RE = re.compile(r"^epoch_(\d+)_(\d+)\.png$")
@@ -95,6 +104,11 @@ LOSS_TITLES = {"G": "Generator Loss", "D": "Discriminator Loss"}
 LOSS_XLABEL = "Iterations"
 LOSS_YLABEL = "Loss"
 TRIPLET_TITLE = "real_A | fake_B | real_B"
+# per-epoch windows (nectargan/visualizer/visdom/panels.py draws them)
+VAL_METRICS_WINDOW = "val_metrics"
+LR_WINDOW = "lr"
+THROUGHPUT_WINDOW = "throughput"
+RUN_INFO_WINDOW = "run_info"
 
 
 def loss_window(tag: str) -> str:

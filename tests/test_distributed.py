@@ -22,6 +22,7 @@ from _support import tiny_training_config, wait_for, write_config
 from nectargan.cli.main import main
 from nectargan.cli.train_cmd import strip_option, torchrun_args
 from nectargan.losses import read_loss_log
+from nectargan.run_metrics import read_val_metrics
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 from nectargan.trainers.distributed import RANK_DEBUG_ENV, launched_world_size
 
@@ -93,9 +94,11 @@ def test_two_ranks_one_dashboard_of_averages_and_equal_weights(
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ddp_v1"]
     exp = tmp_path / "out" / "ddp_v1"
     assert sorted(p.name for p in (exp / "checkpoints").glob("*.pt")) == [
+        "best.pt",
         "epoch_0001.pt",
         "epoch_0002.pt",
     ]
+    assert [r["epoch"] for r in read_val_metrics(exp)] == [1, 2]  # validated by rank 0 alone
     assert len(list((exp / "examples").glob("*.png"))) == 2 * 2
     log = read_loss_log(exp)["losses"]
     assert all(cols["step"] == list(range(2 * BATCHES)) for cols in log.values())

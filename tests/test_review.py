@@ -346,7 +346,8 @@ def test_report_is_self_contained_with_pngs(run_dir, tmp_path):
     result = write_report(read_experiment(run_dir), tmp_path / "rep", smooth=0.9, log_scale=True)
     assert result.html.is_file()
     refs = local_refs(result.html)
-    assert len(refs) == len(result.images) == 2 + 4 + 2  # 2 loss plots, 2x2 examples, 2 test
+    # 2 loss plots, validation + lr/throughput plots, 2x2 examples, 2 test
+    assert len(refs) == len(result.images) == 2 + 2 + 4 + 2
     for path in refs:
         with Image.open(path) as im:
             im.verify()

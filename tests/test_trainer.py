@@ -70,6 +70,7 @@ def test_two_epochs_with_dashboard(tmp_path, dataroot, visdom_server, env_name):
     exp = trainer.experiment_dir
     assert json.loads((exp / "config.json").read_text())["train"]["epochs"] == 1
     assert sorted(p.name for p in (exp / "checkpoints").glob("*.pt")) == [
+        "best.pt",  # the epoch with the best val L1 (docs/validation.md)
         "epoch_0001.pt",
         "epoch_0002.pt",
     ]

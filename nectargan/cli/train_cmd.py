@@ -142,6 +142,8 @@ def describe_run(trainer: Any) -> None:
     fmt = ", channels_last" if trainer.memory_format == torch.channels_last else ""
     compiled = ", compiled" if trainer.config.train.compile else ""
     print(f"device: {trainer.device}, precision {trainer.precision.name}{fmt}{compiled}")
+    if getattr(trainer, "monitor", None) is not None:
+        print(trainer.monitor.describe())
     if trainer.dashboard_url:
         print(f"dashboard: {trainer.dashboard_url}")
     else:
@@ -280,7 +282,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from nectargan.errors import ConfigUserError
     from nectargan.trainers.evaluate import evaluate_experiment
+
+    if args.max_images is not None and args.max_images < 1:
+        raise ConfigUserError(
+            f"--max-images: expected a number of images >= 1, got {args.max_images}"
+        )
 
     report = evaluate_experiment(
         args.experiment,
@@ -290,9 +298,13 @@ def cmd_test(args: argparse.Namespace) -> int:
         out_dir=args.out,
         device=args.device,
         save_images=not args.no_images,
+        precision=args.precision,
+        max_images=args.max_images,
     )
     m = report["metrics"]
     state = " (interrupted run)" if report["interrupted"] else ""
+    if args.epoch == "best":
+        state += " (best.pt: best validation L1)"
     print(
         f"{report['split']} split, {report['n_images']} images, after epoch {report['epoch']}{state}: "
         f"L1 {m['l1']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}"
@@ -391,14 +403,45 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def epoch_choice(value: str) -> int | str:
+    """``--epoch``: a number of completed epochs, -1 for the latest, or ``best``."""
+    if value == "best":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an epoch number, -1 (latest) or 'best', got {value!r}"
+        ) from None
+
+
 def _add_test(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "test",
         help="run a trained generator on the test split: output triplets and L1/PSNR/SSIM",
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
-    p.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch (-1: latest)")
+    p.add_argument(
+        "--epoch",
+        type=epoch_choice,
+        default=-1,
+        help="checkpoint epoch, -1 (latest) or 'best' (best validation L1, checkpoints/best.pt)",
+    )
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
+        "--precision",
+        default="off",
+        choices=("auto", "off", "bf16", "fp16"),
+        help="forward-pass precision (default: off, fp32); the live validation uses the "
+        "run's train.mixed_precision, e.g. bf16",
+    )
+    p.add_argument(
+        "--max-images",
+        type=int,
+        metavar="N",
+        help="at most N evenly spread images, the ones the live validation with "
+        "val_max_images N uses (default: all)",
+    )
     p.add_argument("--dataroot", metavar="DIR", help="dataset (default: the one the run used)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: DIR/test/epoch_NNNN)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -344,6 +344,14 @@ class VisdomConfig(Section):
     autostart: bool = Field(
         True, description="Start a managed loopback server when none answers (local URLs only)."
     )
+    val_every: int = Field(
+        1,
+        ge=0,
+        description="Validate (L1/PSNR/SSIM, best.pt) every N epochs and after the last; 0: off.",
+    )
+    val_max_images: int = Field(
+        64, ge=1, description="Validate on at most this many fixed, evenly spread val items."
+    )
 
 
 class VisualizerConfig(Section):

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from nectargan import run_metrics
 from nectargan.errors import ExperimentUserError
 from nectargan.experiment_layout import (
     CHECKPOINT_DIR,
@@ -124,6 +125,11 @@ class Experiment:
     checkpoints: dict[int, Path] = field(default_factory=dict)
     interrupted_checkpoint: Path | None = None
     epoch_times: list[dict[str, Any]] = field(default_factory=list)
+    val_metrics: list[dict[str, Any]] = field(default_factory=list)  # val_metrics.json rows
+    val_best: dict[str, Any] | None = None  # the epoch best.pt holds
+    val_split: str | None = None
+    epoch_stats: list[dict[str, Any]] = field(default_factory=list)  # lr, throughput per epoch
+    run_info: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -171,6 +177,7 @@ def read_experiment(path: str | Path) -> Experiment:
     _read_tests(exp)
     _read_checkpoints(exp)
     _read_timing(exp)
+    _read_run_metrics(exp)
     if not (exp.config_files or exp.losses or exp.examples or exp.checkpoints or exp.tests):
         raise ExperimentError(
             f"{str(directory)!r} is not a NectarGAN experiment directory: no config.json, "
@@ -304,6 +311,21 @@ def _read_timing(exp: Experiment) -> None:
         exp.epoch_times = [
             e for e in epochs if isinstance(e, dict) and _is_number(e.get("seconds"))
         ]
+
+
+def _read_run_metrics(exp: Experiment) -> None:
+    """Validation rows, per-epoch lr/throughput and run info (nectargan/run_metrics.py)."""
+    exp.val_metrics = run_metrics.read_val_metrics(exp.path)
+    exp.val_best = run_metrics.read_val_best(exp.path)
+    exp.val_split = run_metrics.val_split(exp.path)
+    exp.epoch_stats = run_metrics.read_epoch_stats(exp.path)
+    exp.run_info = run_metrics.read_run_info(exp.path)
+    for name, rows in (
+        (run_metrics.VAL_METRICS_FILE, exp.val_metrics),
+        (run_metrics.EPOCH_STATS_FILE, exp.epoch_stats),
+    ):
+        if (exp.path / name).is_file() and not rows:
+            exp.problems.append(f"{name}: no readable rows, skipped")
 
 
 def _is_number(value: Any) -> bool:

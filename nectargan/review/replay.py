@@ -10,6 +10,10 @@ What is sent, per env:
 * ``examples``: an image window with a slider, one position per epoch, each
   showing that epoch's ``real_A | fake_B | real_B`` triplets stacked.
 * ``summary``: a text window with the status, timing, skipped pieces and config.
+* ``val_metrics``, ``lr``, ``throughput`` and ``run_info`` (one run only): the
+  live per-epoch windows, rebuilt from ``val_metrics.json``,
+  ``epoch_stats.json`` and ``run_info.json`` by the same code the live
+  dashboard uses (nectargan/visualizer/visdom/panels.py), so they look the same.
 
 Why one request per line window: Visdom's ``update``/append path deep-copies
 and JSON-diffs the whole pane on every call, so appending in chunks gets
@@ -44,6 +48,7 @@ from nectargan.review.experiment_reader import (
     status_line,
     timing_lines,
 )
+from nectargan.visualizer.visdom import panels
 from nectargan.visualizer.visdom.transport import Endpoint, Transport, TransportError
 
 T = TypeVar("T")
@@ -334,6 +339,7 @@ def replay(
         _open_env(sender, env, clear)
         _send_losses(sender, env, experiments, result)
         if len(experiments) == 1:
+            _send_panels(sender, env, experiments[0], result)
             _send_examples(sender, env, experiments[0], max_image_epochs, result)
         title = "Run summary" if len(experiments) == 1 else "Runs compared"
         sender.post("events", text_body(env, summary_html(experiments, result.notes), title))
@@ -366,6 +372,27 @@ def _send_losses(
     for exp, label in zip(experiments, run_labels(experiments), strict=True):
         if not exp.n_records:
             result.notes.append(f"{label}: no loss records to graph")
+
+
+def _send_panels(sender: Sender, env: str, exp: Experiment, result: ReplayResult) -> None:
+    """The live dashboard's per-epoch windows, from the run's files."""
+    windows = (
+        (panels.VAL_METRICS, panels.val_points(exp.val_metrics), "val_metrics.json"),
+        (panels.LR, panels.lr_points(exp.epoch_stats), "epoch_stats.json"),
+        (panels.THROUGHPUT, panels.throughput_points(exp.epoch_stats), "epoch_stats.json"),
+    )
+    for spec, points, source in windows:
+        if not any(len(xs) for xs, _ in points.values()):
+            result.notes.append(f"{spec.win}: nothing recorded ({source})")
+            continue
+        sender.post("events", panels.panel_body(env, spec, points))
+        result.points[spec.win] = {name: len(xs) for name, (xs, _) in points.items()}
+    if exp.run_info:
+        text = panels.run_info_html(exp.run_info)
+        body = panels.text_body(
+            env, panels.RUN_INFO, text, panels.RUN_INFO_TITLE, panels.RUN_INFO_SIZE
+        )
+        sender.post("events", body)
 
 
 def _send_examples(

@@ -2,8 +2,11 @@
 
 Layout of the output folder (default ``<experiment>/report``)::
 
-    index.html              the page: status, timing, loss curves, examples, test metrics, config
+    index.html              the page: status, timing, loss curves, validation, examples,
+                            test metrics, config
     assets/loss_G.png       loss curves rendered with matplotlib (Agg, no display needed)
+    assets/val_metrics.png  validation L1 / PSNR / SSIM per epoch (val_metrics.json)
+    assets/epoch_stats.png  learning rates and throughput per epoch (epoch_stats.json)
     assets/examples/...     copies of the example triplets shown
     assets/test/...         copies of the test triplets shown
     .nectargan-report       marker: this folder may be rewritten by the next report
@@ -39,6 +42,12 @@ from nectargan.review.experiment_reader import (
     timing_lines,
 )
 from nectargan.review.replay import DEFAULT_MAX_IMAGE_EPOCHS, pick_epochs, tag_title
+from nectargan.visualizer.visdom.panels import (
+    VAL_METRICS,
+    lr_points,
+    throughput_points,
+    val_points,
+)
 
 REPORT_DIR = layout.REPORT_DIR
 ASSETS = "assets"
@@ -132,6 +141,7 @@ def write_report(
     sections = [
         _overview(exp),
         _losses_section(exp, out, smooth, log_scale, result),
+        _validation_section(exp, out, result),
         _examples_section(exp, out, max_image_epochs, result),
         _tests_section(exp, out, result),
         _config_section(exp),
@@ -187,6 +197,78 @@ def _losses_section(
         caption = "; ".join([counts, *notes])
         parts.append(_figure(out, path, tag_title(tag), caption))
     return _section("Losses", "\n".join(parts))
+
+
+def plot_panes(
+    title: str, panes: Sequence[tuple[str, dict[str, tuple[list, list]]]], path: Path
+) -> None:
+    """Stacked panes sharing the epoch axis, one y axis each (as the live panel windows)."""
+    fig = Figure(figsize=(10, 2.2 * len(panes) + 0.6), dpi=100, layout="constrained")
+    axes = fig.subplots(len(panes), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (ylabel, series) in zip(axes, panes, strict=True):
+        for i, (name, (xs, ys)) in enumerate(series.items()):
+            y = np.array([np.nan if v is None else v for v in ys], dtype=float)
+            ax.plot(xs, y, marker="o", markersize=3, color=f"C{i % 10}", label=name)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
+    axes[0].set_title(title)
+    axes[-1].set_xlabel("Epoch")
+    fig.savefig(path, format="png")
+
+
+def _validation_section(exp: Experiment, out: Path, result: ReportResult) -> str:
+    """Validation metrics per epoch, the best epoch, and lr/throughput per epoch."""
+    if not exp.val_metrics and not exp.epoch_stats:
+        return _section(
+            "Validation",
+            "<p>No validation recorded (val_metrics.json; visualizer.visdom.val_every 0, "
+            "no val/ or test/ split, or a run from before validation existed).</p>",
+        )
+    parts = []
+    rows = exp.val_metrics
+    if rows:
+        best = exp.val_best or {}
+        split = exp.val_split or "?"
+        images = rows[-1].get("images", "?")
+        best_text = (
+            f"best val L1 {best['l1']:.4f} at epoch {best['epoch']} (checkpoints/best.pt; "
+            f"<code>nectargan test --experiment DIR --epoch best</code>)"
+            if best
+            else "no best epoch recorded"
+        )
+        parts.append(
+            f"<p>{_e(split)} split, {_e(str(images))} image(s) per validation, "
+            f"{len(rows)} validation(s); <b>{best_text}</b>.</p>"
+        )
+        path = out / ASSETS / "val_metrics.png"
+        points = val_points(rows)
+        panes = [(p.ylabel, {n: points[n] for n in p.series}) for p in VAL_METRICS.panes]
+        plot_panes("Validation metrics", panes, path)
+        result.images.append(path)
+        parts.append(_figure(out, path, "Validation metrics", "L1, PSNR and SSIM per validation"))
+        parts.append(_val_table(rows, best.get("epoch")))
+    stats = exp.epoch_stats
+    if stats:
+        path = out / ASSETS / "epoch_stats.png"
+        tp = throughput_points(stats)
+        panes = [("learning rate", lr_points(stats))]
+        panes += [(name, {name: tp[name]}) for name in ("images/s", "s/epoch")]
+        plot_panes("Learning rate and throughput", panes, path)
+        result.images.append(path)
+        parts.append(_figure(out, path, "Learning rate and throughput", "per epoch"))
+    return _section("Validation", "\n".join(parts))
+
+
+def _val_table(rows: Sequence[dict], best_epoch: int | None) -> str:
+    head = "<tr><th>epoch</th><th>L1</th><th>PSNR dB</th><th>SSIM</th><th>s</th></tr>"
+    body = "".join(
+        f"<tr{' class=best' if r['epoch'] == best_epoch else ''}><td>{r['epoch']}</td>"
+        + "".join(f"<td>{_num(r.get(k))}</td>" for k in ("l1", "psnr", "ssim", "seconds"))
+        + "</tr>"
+        for r in rows
+    )
+    return f"<details><summary>Per validation ({len(rows)})</summary><table>{head}{body}</table></details>"
 
 
 def _examples_section(exp: Experiment, out: Path, limit: int, result: ReportResult) -> str:
@@ -281,7 +363,7 @@ margin:2px;border:1px solid #ddd}figure{margin:1em 0}figcaption{font-size:.9em;c
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;
 text-align:right}.warn li{color:#a40}.small{font-size:.85em;color:#555}
-.epoch img{height:160px}.test img{height:128px}
+.epoch img{height:160px}.test img{height:128px}tr.best td{font-weight:bold;background:#eef}
 """
 
 

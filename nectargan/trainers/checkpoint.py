@@ -6,6 +6,7 @@ Layout inside an experiment directory::
     checkpoints/epoch_0003.pt     after 3 completed epochs
     checkpoints/interrupted.pt    written when training stops on Ctrl-C or an error
     checkpoints/latest.json       {"file": "epoch_0003.pt"}: the most recent save
+    checkpoints/best.pt           the epoch with the best validation L1 (``--epoch best``)
 
 Files are written to a temporary name and renamed, so a Ctrl-C during a save
 never leaves a truncated checkpoint behind. Loading uses ``weights_only=True``:
@@ -30,6 +31,7 @@ VERSION = 1
 CHECKPOINT_DIR = layout.CHECKPOINT_DIR
 INTERRUPTED = layout.INTERRUPTED
 LATEST = layout.LATEST
+BEST = layout.BEST_CHECKPOINT
 _EPOCH_FILE = layout.CHECKPOINT_RE
 
 
@@ -46,8 +48,9 @@ def epoch_path(experiment_dir: str | Path, epoch: int) -> Path:
     return checkpoint_dir(experiment_dir) / layout.checkpoint_name(epoch)
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """Atomically write ``state`` (plus format header) to ``path`` and point latest.json at it."""
+def save_checkpoint(path: Path, state: dict[str, Any], *, latest: bool = True) -> Path:
+    """Atomically write ``state`` (plus format header) to ``path`` and point latest.json at it
+    (unless ``latest=False``, as for ``best.pt``, which is not where a resume continues)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
@@ -57,7 +60,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     }
     with atomic_writer(path) as handle:
         torch.save(payload, handle)
-    _write_latest(path)
+    if latest:
+        _write_latest(path)
     return path
 
 
@@ -78,11 +82,21 @@ def list_epoch_checkpoints(experiment_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def find_checkpoint(experiment_dir: str | Path, epoch: int = -1) -> Path:
-    """The checkpoint after ``epoch`` completed epochs, or the most recent one for -1."""
+def find_checkpoint(experiment_dir: str | Path, epoch: int | str = -1) -> Path:
+    """The checkpoint after ``epoch`` completed epochs, the most recent one for -1, or
+    ``best.pt`` (best validation L1) for ``'best'``."""
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
         raise CheckpointError(f"experiment directory {str(experiment_dir)!r} does not exist")
+    if epoch == "best":
+        best = checkpoint_dir(experiment_dir) / BEST
+        if not best.is_file():
+            raise CheckpointError(
+                f"no {BEST} in {str(checkpoint_dir(experiment_dir))!r}: it is written when a "
+                "validation improves the val L1 (visualizer.visdom.val_every > 0 and a val/ or "
+                "test/ split); pass an epoch number or -1 (latest) instead"
+            )
+        return best
     epochs = list_epoch_checkpoints(experiment_dir)
     if epoch == -1:
         latest = _latest(experiment_dir)

@@ -1,17 +1,21 @@
 """Run a trained generator over a split: output triplets and a JSON of L1/PSNR/SSIM.
 
 Evaluation is deterministic: no augmentation (resize to ``load_size`` and a
-centre crop), the generator in eval mode, fp32 math, images in file order.
+centre crop), the generator in eval mode, images in file order, fp32 math
+unless a precision is asked for (the live validation during training uses
+the run's own, e.g. bf16; ``nectargan test --precision bf16`` reproduces it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from nectargan import experiment_layout as layout
 from nectargan.config import Config
@@ -23,7 +27,7 @@ from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import build_generator
 from nectargan.trainers.data import make_dataset
 from nectargan.trainers.images import save_triplet
-from nectargan.trainers.precision import eval_mode, resolve_device
+from nectargan.trainers.precision import eval_mode, resolve_device, resolve_precision
 
 METRICS_FILE = layout.METRICS_FILE
 TEST_DIR = layout.TEST_DIR
@@ -31,7 +35,7 @@ EVAL_BATCH_SIZE = 16
 
 
 def load_generator(
-    experiment_dir: str | Path, epoch: int = -1, device: str | torch.device = "cpu"
+    experiment_dir: str | Path, epoch: int | str = -1, device: str | torch.device = "cpu"
 ) -> tuple[UnetGenerator, Config, dict[str, Any], Path]:
     """The generator of a checkpoint, built from the config stored inside it."""
     path = ckpt.find_checkpoint(experiment_dir, epoch)
@@ -54,6 +58,20 @@ def eval_dataset(
     return make_dataset(config.dataloader, root, split, train=False)
 
 
+def spread_indices(n_items: int, max_items: int | None) -> list[int]:
+    """At most ``max_items`` fixed items, evenly spread over the split (all of it if it fits).
+
+    The live validation and ``nectargan test --max-images`` pick the same ones.
+    """
+    if max_items is None or max_items >= n_items:
+        return list(range(n_items))
+    if max_items <= 0:
+        return []
+    if max_items == 1:
+        return [0]
+    return sorted({round(i * (n_items - 1) / (max_items - 1)) for i in range(max_items)})
+
+
 @torch.no_grad()
 def evaluate_generator(
     generator: torch.nn.Module,
@@ -61,15 +79,25 @@ def evaluate_generator(
     device: str | torch.device = "cpu",
     out_dir: Path | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
+    *,
+    indices: Sequence[int] | None = None,
+    autocast: contextlib.AbstractContextManager | None = None,
 ) -> dict[str, Any]:
-    """Mean metrics over ``dataset`` and per-image rows; triplets go to ``out_dir`` if given."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    """Mean metrics over ``dataset`` (or its items ``indices``) and per-image rows.
+
+    Triplets go to ``out_dir`` if given. ``autocast``: the forward pass's
+    context (e.g. ``Precision.autocast()``); None is fp32.
+    """
+    chosen = list(range(len(dataset))) if indices is None else list(indices)
+    loader = DataLoader(Subset(dataset, chosen), batch_size=batch_size, shuffle=False)
     averager = MetricAverager()
     rows: list[dict[str, Any]] = []
-    names = iter(p.stem for p in dataset.paths)
+    names = iter(dataset.paths[i].stem for i in chosen)
     with eval_mode(generator):
         for x, y in loader:
-            y_fake = generator(x.to(device)).float().cpu()
+            with autocast if autocast is not None else contextlib.nullcontext():
+                y_fake = generator(x.to(device))
+            y_fake = y_fake.float().cpu()
             per_image = all_metrics(y_fake, y)
             averager.add(per_image)
             for k in range(len(x)):
@@ -82,36 +110,55 @@ def evaluate_generator(
 
 def evaluate_experiment(
     experiment_dir: str | Path,
-    epoch: int = -1,
+    epoch: int | str = -1,
     split: str = "test",
     dataroot: str | Path | None = None,
     out_dir: str | Path | None = None,
     device: str = "auto",
     save_images: bool = True,
+    precision: str = "off",
+    max_images: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; write triplets and ``metrics.json`` to ``out_dir``.
 
-    ``out_dir`` defaults to ``<experiment>/test/epoch_NNNN``. Returns the report
-    that was written (mean metrics under ``'metrics'``).
+    ``epoch``: completed epochs, -1 (latest) or ``'best'`` (``best.pt``).
+    ``out_dir`` defaults to ``<experiment>/test/epoch_NNNN`` (``best_epoch_NNNN``
+    for ``'best'``). ``precision``: ``train.mixed_precision``'s modes (``'off'``:
+    fp32). ``max_images``: at most that many evenly spread items, the ones
+    the live validation uses. Returns the report that was written.
     """
     dev = resolve_device(device)
+    autocast = resolve_precision(precision, dev)
     generator, config, state, path = load_generator(experiment_dir, epoch, dev)
     dataset = eval_dataset(config, split, dataroot)
     trained = int(state["epoch"])
     suffix = "_interrupted" if state.get("interrupted") else ""
+    if epoch == "best":
+        suffix = ""
+    prefix = "best_" if epoch == "best" else ""
     out = (
         Path(out_dir)
         if out_dir
-        else Path(experiment_dir) / TEST_DIR / layout.evaluation_dir_name(trained, suffix)
+        else Path(experiment_dir)
+        / TEST_DIR
+        / (prefix + layout.evaluation_dir_name(trained, suffix))
     )
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_generator(generator, dataset, dev, out if save_images else None)
+    result = evaluate_generator(
+        generator,
+        dataset,
+        dev,
+        out if save_images else None,
+        indices=spread_indices(len(dataset), max_images),
+        autocast=autocast.autocast(),
+    )
     report = {
         "experiment": str(Path(experiment_dir)),
         "checkpoint": str(path),
         "epoch": trained,
         "interrupted": bool(state.get("interrupted")),
         "split": split,
+        "precision": autocast.name,
         "dataroot": str(dataset.root),
         "value_range": "metrics on images mapped from [-1, 1] to [0, 1]",
         **result,

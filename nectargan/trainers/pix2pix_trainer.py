@@ -38,7 +38,9 @@ from nectargan.trainers.builders import (
 from nectargan.trainers.data import make_dataset, make_loader
 from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode
+from nectargan.trainers.run_monitor import RunMonitor
 from nectargan.trainers.trainer import Trainer
+from nectargan.trainers.validation import Validator
 
 EXAMPLES_DIR = layout.EXAMPLES_DIR
 DISPLAY_TITLE = layout.TRIPLET_TITLE
@@ -164,6 +166,25 @@ class Pix2pixTrainer(Trainer):
         self.gen_fwd = self.distribute(self.gen)
         self.disc_fwd = self.distribute(self.disc)
 
+    def init_monitor(self) -> None:
+        """Main process: per-epoch validation, lr, throughput and run info (run_monitor.py)."""
+        if not self.is_main_process or self.experiment_dir is None:
+            return
+        vcfg = self.config.visualizer.visdom
+        validator = None
+        if vcfg.val_every > 0:
+            validator = Validator.for_dataroot(
+                self.config.dataloader,
+                Path(self.config.dataloader.dataroot),
+                vcfg.val_max_images,
+                self.device,
+                self.precision,
+            )
+            if validator is None:
+                self.log("validation off: the dataset has no val/ or test/ split")
+        self.monitor = RunMonitor(self, validator)
+        self.monitor.start()
+
     def replicated_modules(self) -> dict[str, nn.Module]:
         return {"G": self.gen, "D": self.disc}
 
@@ -266,7 +287,8 @@ class Pix2pixTrainer(Trainer):
 
     def epoch_summary(self) -> str:
         lr = self.learning_rates()
-        return f"{super().epoch_summary()}; next lr G {lr['G']:.3g}, D {lr['D']:.3g}"
+        text = f"{super().epoch_summary()}; next lr G {lr['G']:.3g}, D {lr['D']:.3g}"
+        return text + (self.monitor.summary() if self.monitor is not None else "")
 
     @torch.no_grad()
     def save_examples(self) -> list[Path]:

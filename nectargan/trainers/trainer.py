@@ -145,6 +145,7 @@ class Trainer(metaclass=_SetupAfterInit):
         self.rank_debug: RankDebugLog | None = None
         self._quicksetup = quicksetup
         self._set_up = False
+        self.monitor: Any = None  # per-epoch reporting (validation, lr, ...): run_monitor.py
         self._seed_and_threads()
         # setup() runs next, called by the metaclass once every __init__ has returned
 
@@ -222,8 +223,12 @@ class Trainer(metaclass=_SetupAfterInit):
         if self.resume_path is not None:  # a resumed run continues its saved state
             self.load_training_state(ckpt.load_checkpoint(self.resume_path, self.device))
         self.wrap_networks()  # DDP / torch.compile around the restored networks
-        if self._quicksetup:  # dashboard
+        if self._quicksetup:  # dashboard, then what it shows once per epoch
             self.init_visualizer()
+            self.init_monitor()
+
+    def init_monitor(self) -> None:
+        """Subclasses set ``self.monitor`` (validation, lr, throughput, run info) here."""
 
     def prepare_data(self) -> None:
         """Locate (or generate) the dataset; subclasses also build their loaders here."""
@@ -484,6 +489,8 @@ class Trainer(metaclass=_SetupAfterInit):
         self.progress.begin_epoch(epoch)
         self.batches_per_epoch = len(self.train_loader)
         set_sampler_epoch(self.train_loader, epoch)
+        if self.monitor is not None:
+            self.monitor.epoch_started()
         started = time.perf_counter()
         if multithreaded:
             self._start_dashboard_thread()
@@ -501,6 +508,8 @@ class Trainer(metaclass=_SetupAfterInit):
             raise
         self.last_epoch_time = time.perf_counter() - started
         self.record_epoch_time(epoch)
+        if self.monitor is not None:  # validation, lr, throughput, run info (not timed)
+            self.monitor.epoch_finished()
         if not self._in_fit and self.epochs_completed >= self.total_epochs:
             self._finish_dashboard()  # the per-epoch loop's last epoch: training is over
 

@@ -40,8 +40,15 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.visualizer.visdom.images import Triplet
+from nectargan.visualizer.visdom.panels import PANELS, RUN_INFO, PanelSpec
 from nectargan.visualizer.visdom.transport import Transport, TransportError
-from nectargan.visualizer.visdom.windows import ImageWindow, LineWindow, TextWindow, Window
+from nectargan.visualizer.visdom.windows import (
+    ImageWindow,
+    LineWindow,
+    PanelWindow,
+    TextWindow,
+    Window,
+)
 
 LOGGER = logging.getLogger("nectargan.visualizer")
 
@@ -98,7 +105,8 @@ class Handoff:
         self._limit = limit
         self._steps: deque[Step] = deque()
         self._triplet: Triplet | None = None
-        self._texts: dict[str, tuple[str, str | None]] = {}
+        self._texts: dict[str, tuple[str, str | None, tuple[int, int] | None]] = {}
+        self._panel_points: list[tuple[PanelSpec, float, dict[str, float]]] = []
         self.points_received = 0
         self.points_dropped = 0
         self.images_received = 0
@@ -118,9 +126,20 @@ class Handoff:
             self._triplet = triplet
             self.images_received += 1
 
-    def put_text(self, win: str, text: str, title: str | None) -> None:
+    def put_text(
+        self, win: str, text: str, title: str | None, size: tuple[int, int] | None = None
+    ) -> None:
         with self._lock:
-            self._texts[win] = (text, title)
+            self._texts[win] = (text, title, size)
+
+    def put_panel_point(self, spec: PanelSpec, x: float, values: dict[str, float]) -> None:
+        with self._lock:
+            self._panel_points.append((spec, x, values))
+
+    def take_panel_points(self) -> list[tuple[PanelSpec, float, dict[str, float]]]:
+        with self._lock:
+            points, self._panel_points = self._panel_points, []
+        return points
 
     def take_steps(self) -> deque[Step]:
         with self._lock:
@@ -132,7 +151,7 @@ class Handoff:
             triplet, self._triplet = self._triplet, None
         return triplet
 
-    def take_texts(self) -> dict[str, tuple[str, str | None]]:
+    def take_texts(self) -> dict[str, tuple[str, str | None, tuple[int, int] | None]]:
         with self._lock:
             texts, self._texts = self._texts, {}
         return texts
@@ -266,6 +285,7 @@ class Engine:
         """Forget everything shown and pending, and close our windows on the server. Hold io_lock."""
         discarded = sum(s.count for s in self.handoff.take_steps())
         self.handoff.take_triplet()
+        self.handoff.take_panel_points()
         texts = self.handoff.take_texts()
         self._discarded += discarded + sum(
             w.raw_total - w.acked_total for w in self.windows.values() if isinstance(w, LineWindow)
@@ -283,13 +303,22 @@ class Engine:
 
     def _reset_windows(self) -> None:
         texts = [w for w in self.windows.values() if isinstance(w, TextWindow)]
+        panels = [w for w in self.windows.values() if isinstance(w, PanelWindow)]
         self.windows = {
             LOSS_G: LineWindow(LOSS_G, layout.loss_title("G"), self.max_points),
             LOSS_D: LineWindow(LOSS_D, layout.loss_title("D"), self.max_points),
             GRID: ImageWindow(GRID, self.image_format),
         }
-        for w in texts:  # text windows are remembered so a later clear closes them too
+        # The per-epoch panels and run_info are ours from the start (empty until used), so
+        # clear_env closes what an earlier run left in the env; other text windows and
+        # panels are remembered once seen, so a later clear closes them too.
+        for spec in PANELS:
+            self.windows[spec.win] = PanelWindow(spec)
+        self.windows[RUN_INFO] = TextWindow(RUN_INFO)
+        for w in texts:
             self.windows[w.win] = TextWindow(w.win)
+        for p in panels:
+            self.windows[p.win] = PanelWindow(p.spec)
 
     def _fold(self) -> None:
         g, d = self.windows[LOSS_G], self.windows[LOSS_D]
@@ -297,11 +326,16 @@ class Engine:
         for step in self.handoff.take_steps():
             self._gaps += g.add(step.x, {k: _as_float(v) for k, v in step.losses_g.items()})
             self._gaps += d.add(step.x, {k: _as_float(v) for k, v in step.losses_d.items()})
-        for win, (text, title) in self.handoff.take_texts().items():
+        for spec, x, values in self.handoff.take_panel_points():
+            panel = self.windows.get(spec.win)
+            if not isinstance(panel, PanelWindow):
+                panel = self.windows[spec.win] = PanelWindow(spec)
+            panel.add(x, values)
+        for win, (text, title, size) in self.handoff.take_texts().items():
             window = self.windows.get(win)
             if not isinstance(window, TextWindow):
                 window = self.windows[win] = TextWindow(win)
-            window.set_text(text, title)
+            window.set_text(text, title, size)
 
     def _render_images(self) -> None:
         triplet = self.handoff.take_triplet()

@@ -46,6 +46,7 @@ from nectargan.visualizer.visdom.images import (
     denorm,
     snapshot,
 )
+from nectargan.visualizer.visdom.panels import PANELS, PanelSpec
 from nectargan.visualizer.visdom.transport import Endpoint, Transport, TransportError
 
 __all__ = ["VisdomVisualizer", "VisualizerStats", "LOSS_G", "LOSS_D", "GRID"]
@@ -249,17 +250,51 @@ class VisdomVisualizer:
         )
         self._after_update()
 
-    def update_text(self, text: str, win: str = "text", title: str | None = None) -> None:
-        """Show ``text`` (HTML allowed) in window ``win``, replacing what it showed."""
+    def update_text(
+        self,
+        text: str,
+        win: str = "text",
+        title: str | None = None,
+        *,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        """Show ``text`` (HTML allowed) in window ``win``, replacing what it showed.
+
+        ``size``: the pane's (width, height) in px (Visdom's default is small).
+        """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        if not isinstance(win, str) or not win or win in (LOSS_G, LOSS_D, GRID):
+        plots = (LOSS_G, LOSS_D, GRID, *(spec.win for spec in PANELS))
+        if not isinstance(win, str) or not win or win in plots:
             raise ValueError(
                 f"win must be a non-empty name other than the plot windows, got {win!r}"
             )
         if title is not None and not isinstance(title, str):
             raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-        self._engine.handoff.put_text(win, text, title)
+        if size is not None and not (
+            isinstance(size, tuple) and len(size) == 2 and all(_is_pixels(v) for v in size)
+        ):
+            raise ValueError(f"size must be (width, height) in pixels, got {size!r}")
+        self._engine.handoff.put_text(win, text, title, size)
+        self._after_update()
+
+    def update_panel(self, spec: PanelSpec, x: float, values: Mapping[str, float]) -> None:
+        """One point per series at x (an epoch) in the per-epoch window ``spec`` (panels.py).
+
+        Used for ``val_metrics``, ``lr`` and ``throughput``; a point at an x the
+        window already shows replaces it. NaN/Inf values are drawn as gaps.
+        """
+        if not isinstance(spec, PanelSpec):
+            raise TypeError(f"spec must be a PanelSpec, got {type(spec).__name__}")
+        unknown = sorted(set(values) - set(spec.series)) if isinstance(values, Mapping) else []
+        if unknown:
+            raise ValueError(
+                f"window {spec.win!r} has the series {list(spec.series)}, got unknown {unknown}"
+            )
+        point = _snapshot_losses("values", values)
+        self._engine.handoff.put_panel_point(
+            spec, _check_step(x), {k: _as_host_float(v) for k, v in point.items()}
+        )
         self._after_update()
 
     def _after_update(self) -> None:
@@ -357,6 +392,14 @@ def _snapshot_losses(name: str, losses: object) -> dict[str, LossValue]:
             raise TypeError(f"{name} keys must be str, got {key!r} ({type(key).__name__})")
         out[key] = value if type(value) is float else _loss_value(name, key, value)
     return out
+
+
+def _is_pixels(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _as_host_float(value: LossValue) -> float:
+    return value if isinstance(value, float) else float(value)
 
 
 def _loss_value(name: str, key: str, value: object) -> LossValue:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from nectargan import experiment_layout as layout
 from nectargan.visualizer.visdom.images import Triplet, data_uri, display_size, render_grid
+from nectargan.visualizer.visdom.panels import PanelSpec, panel_body
 from nectargan.visualizer.visdom.series import Series
 
 
@@ -154,16 +155,19 @@ class TextWindow(Window):
         super().__init__(win)
         self.text: str | None = None
         self.title: str | None = None
+        self.size: tuple[int, int] | None = None
 
     def has_content(self) -> bool:
         return self.text is not None
 
-    def set_text(self, text: str, title: str | None) -> None:
-        self.text, self.title = text, title
+    def set_text(self, text: str, title: str | None, size: tuple[int, int] | None = None) -> None:
+        self.text, self.title, self.size = text, title, size
         self.touch()
 
     def body(self, env: str) -> bytes:
-        opts = {"title": self.title} if self.title else {}
+        opts: dict = {"title": self.title} if self.title else {}
+        if self.size is not None:
+            opts["width"], opts["height"] = self.size
         msg = {
             "eid": env,
             "win": self.win,
@@ -171,3 +175,34 @@ class TextWindow(Window):
             "opts": opts,
         }
         return json.dumps(msg).encode("utf-8")
+
+
+class PanelWindow(Window):
+    """A per-epoch window (panels.py): few points, kept exact, one x per epoch.
+
+    A point at an x the series already has replaces it, so re-sending an
+    epoch (e.g. a resumed run re-plotting its history) never duplicates it.
+    """
+
+    def __init__(self, spec: PanelSpec) -> None:
+        super().__init__(spec.win)
+        self.spec = spec
+        self.points: dict[str, dict[float, float]] = {}
+
+    def has_content(self) -> bool:
+        return bool(self.points)
+
+    def add(self, x: float, values: Mapping[str, float]) -> None:
+        for name, y in values.items():
+            self.points.setdefault(name, {})[x] = y
+        self.touch()
+
+    def series(self) -> dict[str, tuple[list[float], list[float]]]:
+        out = {}
+        for name, by_x in self.points.items():
+            xs = sorted(by_x)
+            out[name] = (xs, [by_x[x] for x in xs])
+        return out
+
+    def body(self, env: str) -> bytes:
+        return panel_body(env, self.spec, self.series())

@@ -1,0 +1,140 @@
+"""Per-epoch run files: ``val_metrics.json``, ``epoch_stats.json`` and ``run_info.json``.
+
+Written by the trainer (nectargan/trainers/run_monitor.py), read back by the
+trainer on resume and by ``nectargan replay`` / ``report``, so this module is
+torch-free. Each file is rewritten whole and atomically after every epoch
+(they hold one small row per epoch). Rows are keyed by the number of epochs
+completed (1-based); a resume from an earlier checkpoint drops the rows after
+it (:func:`rows_up_to`), so an epoch never appears twice.
+
+``val_metrics.json``::
+
+    {"format": "nectargan-val-metrics", "version": 1, "split": "val",
+     "rows": [{"epoch": 1, "l1": .., "psnr": .., "ssim": .., "images": 64,
+               "seconds": 1.9, "precision": "bf16"}, ...],
+     "best": {"epoch": 1, "l1": ..} | null}
+
+``epoch_stats.json``: rows ``{"epoch", "lr_G", "lr_D", "images", "seconds",
+"images_per_s"}`` (the learning rates used during that epoch; seconds of
+training, validation not included). ``run_info.json``: what the ``run_info``
+pane shows, as data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nectargan import experiment_layout as layout
+from nectargan.utils.atomic import atomic_write_text
+
+VAL_METRICS_FILE = layout.VAL_METRICS_FILE
+EPOCH_STATS_FILE = layout.EPOCH_STATS_FILE
+RUN_INFO_FILE = layout.RUN_INFO_FILE
+BEST_CHECKPOINT = layout.BEST_CHECKPOINT
+VAL_FORMAT = "nectargan-val-metrics"
+STATS_FORMAT = "nectargan-epoch-stats"
+VERSION = 1
+METRICS = ("l1", "psnr", "ssim")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _good_row(row: Any) -> bool:
+    epoch = row.get("epoch") if isinstance(row, dict) else None
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1
+
+
+def read_rows(experiment_dir: str | Path, name: str) -> list[dict[str, Any]]:
+    """The file's rows, one per epoch (the last one wins), sorted; [] if missing or unreadable."""
+    rows = _read(Path(experiment_dir) / name).get("rows")
+    if not isinstance(rows, list):
+        return []
+    by_epoch = {r["epoch"]: r for r in rows if _good_row(r)}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def read_val_metrics(experiment_dir: str | Path) -> list[dict[str, Any]]:
+    return read_rows(experiment_dir, VAL_METRICS_FILE)
+
+
+def read_epoch_stats(experiment_dir: str | Path) -> list[dict[str, Any]]:
+    return read_rows(experiment_dir, EPOCH_STATS_FILE)
+
+
+def read_run_info(experiment_dir: str | Path) -> dict[str, Any]:
+    return _read(Path(experiment_dir) / RUN_INFO_FILE)
+
+
+def rows_up_to(rows: Sequence[Mapping[str, Any]], epochs_completed: int) -> list[dict[str, Any]]:
+    """Rows of epochs a resume after ``epochs_completed`` keeps (the later ones are redone)."""
+    return [dict(r) for r in rows if r["epoch"] <= epochs_completed]
+
+
+def best_row(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The row with the lowest finite val L1 (the earliest on a tie), or None."""
+    finite = [r for r in rows if _finite(r.get("l1"))]
+    return dict(min(finite, key=lambda r: (r["l1"], r["epoch"]))) if finite else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _clean(value: Any) -> Any:
+    """NaN/Inf are not JSON: a diverged metric is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_val_metrics(
+    experiment_dir: str | Path,
+    rows: Sequence[Mapping[str, Any]],
+    split: str | None,
+    best: Mapping[str, Any] | None,
+) -> Path:
+    payload = {
+        "format": VAL_FORMAT,
+        "version": VERSION,
+        "split": split,
+        "rows": [{k: _clean(v) for k, v in r.items()} for r in rows],
+        "best": dict(best) if best else None,
+    }
+    text = json.dumps(payload, indent=1)
+    return atomic_write_text(Path(experiment_dir) / VAL_METRICS_FILE, text + "\n")
+
+
+def write_epoch_stats(experiment_dir: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    payload = {
+        "format": STATS_FORMAT,
+        "version": VERSION,
+        "rows": [{k: _clean(v) for k, v in r.items()} for r in rows],
+    }
+    text = json.dumps(payload, indent=1)
+    return atomic_write_text(Path(experiment_dir) / EPOCH_STATS_FILE, text + "\n")
+
+
+def write_run_info(experiment_dir: str | Path, info: Mapping[str, Any]) -> Path:
+    text = json.dumps({k: _clean(v) for k, v in info.items()}, indent=1, default=str)
+    return atomic_write_text(Path(experiment_dir) / RUN_INFO_FILE, text + "\n")
+
+
+def read_val_best(experiment_dir: str | Path) -> dict[str, Any] | None:
+    """The ``best`` entry of ``val_metrics.json`` (which epoch ``best.pt`` holds), or None."""
+    best = _read(Path(experiment_dir) / VAL_METRICS_FILE).get("best")
+    return best if isinstance(best, dict) and _good_row(best) else None
+
+
+def val_split(experiment_dir: str | Path) -> str | None:
+    split = _read(Path(experiment_dir) / VAL_METRICS_FILE).get("split")
+    return split if isinstance(split, str) else None

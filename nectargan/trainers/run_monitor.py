@@ -1,0 +1,276 @@
+"""What a run reports once per epoch: validation, best checkpoint, LR, throughput, run info.
+
+The trainer calls three hooks (main process only): :meth:`RunMonitor.start`
+once the networks exist (and a resume has been loaded), :meth:`epoch_started`
+before an epoch's first batch and :meth:`epoch_finished` after its time is
+recorded. Nothing here runs inside the hot loop, so the step rate is
+unchanged; the per-epoch work is a validation every
+``visualizer.visdom.val_every`` epochs (and after the last epoch) on at most
+``val_max_images`` items, and a few small files and dashboard windows.
+
+Files (nectargan/run_metrics.py) are written whether or not the dashboard is
+on; windows (nectargan/visualizer/visdom/panels.py) only when it is. A resume
+reloads the rows up to the checkpoint's epoch (dropping later ones: no epoch
+is ever shown twice) and re-plots them, so the series continue.
+
+Failures here (a full disk, a dashboard bug) are logged and never stop training.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nectargan import run_metrics as rm
+from nectargan.config import default_config_dict
+from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers.validation import Validator, best_path, drop_best, write_best
+from nectargan.visualizer.visdom.panels import (
+    LR,
+    RUN_INFO,
+    RUN_INFO_SIZE,
+    RUN_INFO_TITLE,
+    THROUGHPUT,
+    VAL_METRICS,
+    flat_changes,
+    lr_points,
+    run_info_html,
+    throughput_points,
+    val_points,
+)
+
+
+def _n_params(module: Any) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+class RunMonitor:
+    """Per-epoch reporting for one trainer (duck-typed: see the attributes used below)."""
+
+    def __init__(self, trainer: Any, validator: Validator | None) -> None:
+        vcfg = trainer.config.visualizer.visdom
+        self.trainer = trainer
+        self.validator = validator
+        self.val_every = int(vcfg.val_every)
+        self.experiment_dir = Path(trainer.experiment_dir)
+        self.val_rows: list[dict[str, Any]] = []
+        self.stats_rows: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self._lrs: dict[str, float] = {}
+        self._run_started: float | None = None
+        self._epochs_this_run = 0
+        self._warned: set[str] = set()
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load what an earlier run of this experiment recorded, then show it all."""
+        done = self.trainer.epochs_completed
+        exp = self.experiment_dir
+        self.val_rows = rm.rows_up_to(rm.read_val_metrics(exp), done)
+        self.stats_rows = rm.rows_up_to(rm.read_epoch_stats(exp), done)
+        self._guard("restore best.pt", lambda: setattr(self, "best", self._restore_best(done)))
+        self._guard("write the run files", self._write_files)
+        self._guard("update the dashboard", self._show_history)
+        self._guard("write the run info", self._publish_run_info)
+
+    def epoch_started(self) -> None:
+        if self._run_started is None:
+            self._run_started = time.perf_counter()
+        self._lrs = dict(self.trainer.learning_rates())
+
+    def epoch_finished(self) -> None:
+        """After epoch ``epochs_completed``: stats, validation when due, files, dashboard."""
+        t = self.trainer
+        epoch = t.epochs_completed
+        self._epochs_this_run += 1
+        stats = self._stats_row(epoch)
+        self.stats_rows = [r for r in self.stats_rows if r["epoch"] < epoch] + [stats]
+        val = None
+        if self.validation_due(epoch):
+            val = self._guard("validate", lambda: self.validator.run(t.gen, epoch).row())
+        if val is not None:
+            self.val_rows = [r for r in self.val_rows if r["epoch"] < epoch] + [val]
+            self._guard("update best.pt", lambda: self._update_best(val))
+        self._guard("write the run files", self._write_files)
+        self._guard("update the dashboard", lambda: self._show_epoch(stats, val))
+        self._guard("write the run info", self._publish_run_info)
+
+    def summary(self) -> str:
+        """``; val L1 0.0512 (best 0.0498 @ 7)`` after an epoch that was validated, else ''."""
+        last = self.val_rows[-1] if self.val_rows else None
+        if last is None or last["epoch"] != self.trainer.epochs_completed:
+            return ""
+        text = f"; val L1 {last['l1']:.4f} PSNR {last['psnr']:.2f} SSIM {last['ssim']:.3f}"
+        if self.best is not None:
+            text += f" (best L1 {self.best['l1']:.4f} @ {self.best['epoch']})"
+        return text
+
+    def describe(self) -> str:
+        """One line for the start of a run: what is validated, when, where it goes."""
+        v = self.validator
+        if v is None or self.val_every <= 0:
+            return "validation: off"
+        return (
+            f"validation: {v.n_images} {v.split} image(s) every {self.val_every} epoch(s) "
+            f"-> {rm.VAL_METRICS_FILE}, {ckpt.CHECKPOINT_DIR}/{ckpt.BEST}"
+        )
+
+    def validation_due(self, epoch: int) -> bool:
+        if self.validator is None or self.val_every <= 0:
+            return False
+        return epoch % self.val_every == 0 or epoch == self.trainer.total_epochs
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _stats_row(self, epoch: int) -> dict[str, Any]:
+        t = self.trainer
+        seconds = float(t.last_epoch_time)
+        images = self._images_per_epoch()
+        row = {"epoch": epoch, **{f"lr_{k}": v for k, v in self._lrs.items()}}
+        row.update(
+            images=images,
+            seconds=round(seconds, 4),
+            images_per_s=images / seconds if seconds > 0 else None,
+        )
+        return row
+
+    def _images_per_epoch(self) -> int:
+        t = self.trainer
+        loader = t.train_loader
+        per_rank = t.batches_per_epoch * loader.batch_size
+        if not loader.drop_last:
+            per_rank = min(per_rank, len(loader.dataset))
+        return per_rank * t.world_size
+
+    # -- best checkpoint -------------------------------------------------------------------
+
+    def _restore_best(self, done: int) -> dict[str, Any] | None:
+        """Which epoch ``best.pt`` holds, consistent with the rows a resume keeps."""
+        stored = rm.read_val_best(self.experiment_dir)
+        if (
+            stored is not None
+            and stored["epoch"] <= done
+            and best_path(self.experiment_dir).is_file()
+        ):
+            return stored
+        candidate = rm.best_row(self.val_rows)
+        # the old best belongs to epochs this resume redoes: fall back to the best kept
+        # epoch whose checkpoint still exists, else start the best over
+        if (
+            candidate is not None
+            and ckpt.epoch_path(self.experiment_dir, candidate["epoch"]).is_file()
+        ):
+            write_best(self.experiment_dir, candidate["epoch"])
+            return {"epoch": candidate["epoch"], "l1": candidate["l1"]}
+        if stored is not None:
+            drop_best(self.experiment_dir)
+        return None
+
+    def _update_best(self, val: dict[str, Any]) -> None:
+        l1 = val["l1"]
+        if not (isinstance(l1, float) and math.isfinite(l1)):
+            return
+        if self.best is not None and not l1 < self.best["l1"]:
+            return
+        write_best(self.experiment_dir, val["epoch"], self._state)
+        self.best = {"epoch": val["epoch"], "l1": l1}
+
+    def _state(self) -> dict[str, Any]:
+        state = self.trainer.checkpoint_state()
+        state["interrupted"] = False
+        return state
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _write_files(self) -> None:
+        split = self.validator.split if self.validator is not None else None
+        if self.val_rows or (self.experiment_dir / rm.VAL_METRICS_FILE).exists():
+            rm.write_val_metrics(self.experiment_dir, self.val_rows, split, self.best)
+        if self.stats_rows or (self.experiment_dir / rm.EPOCH_STATS_FILE).exists():
+            rm.write_epoch_stats(self.experiment_dir, self.stats_rows)
+
+    def run_info(self) -> dict[str, Any]:
+        """The ``run_info`` pane's content, as data (also ``run_info.json``)."""
+        t = self.trainer
+        done, total = t.epochs_completed, t.total_epochs
+        elapsed = None if self._run_started is None else time.perf_counter() - self._run_started
+        eta = None
+        if elapsed is not None and self._epochs_this_run:
+            eta = elapsed / self._epochs_this_run * max(0, total - done)
+        v = self.validator
+        best_ckpt = f"{ckpt.CHECKPOINT_DIR}/{ckpt.BEST}" if self.best is not None else None
+        return {
+            "experiment_dir": str(self.experiment_dir),
+            "epoch": done,
+            "total_epochs": total,
+            "elapsed_s": elapsed,
+            "eta_s": eta,
+            "best": self.best,
+            "best_checkpoint": best_ckpt,
+            "device": str(t.device),
+            "precision": t.precision.name,
+            "dataset": {
+                "train": len(t.train_loader.dataset),
+                "val": v.n_images if v is not None else 0,
+                "val_split": v.split if v is not None else None,
+                "val_split_size": len(v.dataset) if v is not None else 0,
+            },
+            "parameters": {"G": _n_params(t.gen), "D": _n_params(t.disc)},
+            "config_changes": flat_changes(t.config.to_dict(), default_config_dict()),
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def _publish_run_info(self) -> None:
+        info = self.run_info()
+        rm.write_run_info(self.experiment_dir, info)
+        vis = self.trainer.vis
+        if vis is not None:
+            vis.update_text(
+                run_info_html(info), win=RUN_INFO, title=RUN_INFO_TITLE, size=RUN_INFO_SIZE
+            )
+
+    # -- dashboard -------------------------------------------------------------------------
+
+    def _show_history(self) -> None:
+        vis = self.trainer.vis
+        if vis is None:
+            return
+        for spec, points in (
+            (VAL_METRICS, val_points(self.val_rows)),
+            (LR, lr_points(self.stats_rows)),
+            (THROUGHPUT, throughput_points(self.stats_rows)),
+        ):
+            _push(vis, spec, points)
+
+    def _show_epoch(self, stats: dict[str, Any], val: dict[str, Any] | None) -> None:
+        vis = self.trainer.vis
+        if vis is None:
+            return
+        _push(vis, LR, lr_points([stats]))
+        _push(vis, THROUGHPUT, throughput_points([stats]))
+        if val is not None:
+            _push(vis, VAL_METRICS, val_points([val]))
+
+    def _guard(self, what: str, action: Any) -> Any:
+        """``action()``; a failure is logged (once per kind), None returned, training goes on."""
+        try:
+            return action()
+        except Exception as exc:  # a full disk or a dashboard bug must not end the run
+            if what not in self._warned:
+                self._warned.add(what)
+                self.trainer.log(f"could not {what}: {type(exc).__name__}: {exc}")
+            return None
+
+
+def _push(vis: Any, spec: Any, points: dict[str, tuple[list, list]]) -> None:
+    """Hand points to the visualizer, one call per x (an epoch)."""
+    by_x: dict[float, dict[str, float]] = {}
+    for name, (xs, ys) in points.items():
+        for x, y in zip(xs, ys, strict=True):
+            by_x.setdefault(float(x), {})[name] = math.nan if y is None else float(y)
+    for x in sorted(by_x):
+        vis.update_panel(spec, x, by_x[x])

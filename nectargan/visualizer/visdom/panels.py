@@ -1,0 +1,256 @@
+"""Per-epoch dashboard windows: ``val_metrics``, ``lr``, ``throughput`` and ``run_info``.
+
+These windows have one point per epoch (or per validation), so they are
+small and always sent whole. Quantities with different units or scales
+(L1 near 0.05, PSNR near 20 dB, SSIM near 0.8) share one window as stacked
+panes: each pane has its own y axis and all share the epoch axis, so every
+curve stays readable however far apart the values are.
+
+Torch-free and network-free: the live visualizer (engine side) and
+``nectargan replay`` build the very same ``/events`` bodies from here, so a
+replayed run looks exactly like the live one. Window ids and series names
+are API: tests and users read them back from the server.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nectargan import experiment_layout as layout
+
+PANE_GAP = 0.06  # fraction of the plot height between stacked panes
+
+
+@dataclass(frozen=True)
+class Pane:
+    """One y axis of a panel and the series drawn against it."""
+
+    ylabel: str
+    series: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """A per-epoch line window: id, title and its panes (top to bottom)."""
+
+    win: str
+    title: str
+    panes: tuple[Pane, ...]
+    xlabel: str = "Epoch"
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        return tuple(name for pane in self.panes for name in pane.series)
+
+    def pane_of(self, name: str) -> int:
+        for i, pane in enumerate(self.panes):
+            if name in pane.series:
+                return i
+        raise KeyError(name)
+
+
+VAL_METRICS = PanelSpec(
+    layout.VAL_METRICS_WINDOW,
+    "Validation metrics",
+    (Pane("L1 (lower is better)", ("L1",)), Pane("PSNR dB", ("PSNR",)), Pane("SSIM", ("SSIM",))),
+)
+LR = PanelSpec(layout.LR_WINDOW, "Learning rate", (Pane("learning rate", ("G", "D")),))
+THROUGHPUT = PanelSpec(
+    layout.THROUGHPUT_WINDOW,
+    "Throughput",
+    (Pane("images/s", ("images/s",)), Pane("s/epoch", ("s/epoch",))),
+)
+RUN_INFO = layout.RUN_INFO_WINDOW
+RUN_INFO_TITLE = "Run info"
+RUN_INFO_SIZE = (460, 420)  # px; Visdom's default text pane is too small for the table
+PANELS = (VAL_METRICS, LR, THROUGHPUT)
+PANEL_SIZE = (480, 420)
+
+Points = Mapping[str, tuple[Sequence[float], Sequence[float | None]]]
+
+
+def pane_domains(n: int) -> list[tuple[float, float]]:
+    """Vertical ``[bottom, top]`` of each of ``n`` panes, top pane first."""
+    height = (1.0 - PANE_GAP * (n - 1)) / n
+    out = []
+    for i in range(n):
+        top = 1.0 - i * (height + PANE_GAP)
+        out.append((round(max(0.0, top - height), 4), round(top, 4)))
+    return out
+
+
+def _axis_key(i: int) -> str:
+    """Plotly's layout key of pane ``i``'s y axis (``yaxis``, ``yaxis2``, ...)."""
+    return "yaxis" if i == 0 else f"yaxis{i + 1}"
+
+
+def _axis_ref(i: int) -> str:
+    return "y" if i == 0 else f"y{i + 1}"
+
+
+def panel_layout(spec: PanelSpec) -> dict[str, Any]:
+    n = len(spec.panes)
+    out: dict[str, Any] = {
+        "title": spec.title,
+        "showlegend": True,
+        "xaxis": {"title": spec.xlabel, "anchor": _axis_ref(n - 1)},
+        "margin": {"l": 70, "r": 30, "t": 50, "b": 50},
+        "width": PANEL_SIZE[0],
+        "height": PANEL_SIZE[1],
+    }
+    for i, (pane, domain) in enumerate(zip(spec.panes, pane_domains(n), strict=True)):
+        out[_axis_key(i)] = {"title": pane.ylabel, "domain": list(domain), "anchor": "x"}
+    return out
+
+
+def _json_number(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "null"  # a gap: Plotly draws a break
+    return repr(float(value))
+
+
+def panel_body(env: str, spec: PanelSpec, points: Points) -> bytes:
+    """The whole window as one ``/events`` message: one trace per series that has points."""
+    names = [name for name in spec.series if name in points and len(points[name][0])]
+    head = {
+        "eid": env,
+        "win": spec.win,
+        "layout": panel_layout(spec),
+        "opts": {
+            "title": spec.title,
+            "xlabel": spec.xlabel,
+            "legend": names,
+            "showlegend": True,
+            "width": PANEL_SIZE[0],
+            "height": PANEL_SIZE[1],
+        },
+    }
+    traces = []
+    for name in names:
+        xs, ys = points[name]
+        traces.append(
+            f'{{"x":[{",".join(_json_number(x) for x in xs)}],'
+            f'"y":[{",".join(_json_number(y) for y in ys)}],'
+            f'"name":{json.dumps(name)},"type":"scatter","mode":"lines+markers",'
+            f'"yaxis":"{_axis_ref(spec.pane_of(name))}","xaxis":"x"}}'
+        )
+    return (json.dumps(head)[:-1] + ',"data":[' + ",".join(traces) + "]}").encode("utf-8")
+
+
+# -- what the rows of the metric files look like as points ------------------------------------
+
+VAL_COLUMNS = {"L1": "l1", "PSNR": "psnr", "SSIM": "ssim"}
+
+
+def val_points(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[list, list]]:
+    """``val_metrics.json`` rows -> series of the ``val_metrics`` window."""
+    return {
+        name: ([r["epoch"] for r in rows], [r.get(key) for r in rows])
+        for name, key in VAL_COLUMNS.items()
+    }
+
+
+def lr_points(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[list, list]]:
+    """``epoch_stats.json`` rows -> the ``lr`` window (lr used during each epoch)."""
+    return {
+        name: ([r["epoch"] for r in rows], [r.get(f"lr_{name}") for r in rows])
+        for name in ("G", "D")
+    }
+
+
+def throughput_points(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[list, list]]:
+    """``epoch_stats.json`` rows -> the ``throughput`` window."""
+    xs = [r["epoch"] for r in rows]
+    return {
+        "images/s": (xs, [r.get("images_per_s") for r in rows]),
+        "s/epoch": (xs, [r.get("seconds") for r in rows]),
+    }
+
+
+# -- run_info ---------------------------------------------------------------------------------
+
+
+def text_body(env: str, win: str, text: str, title: str, size: tuple[int, int]) -> bytes:
+    msg = {
+        "eid": env,
+        "win": win,
+        "data": [{"content": text, "type": "text"}],
+        "opts": {"title": title, "width": size[0], "height": size[1]},
+    }
+    return json.dumps(msg).encode("utf-8")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
+
+
+def run_info_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``run_info.json`` as (label, value) rows, the order the pane shows them."""
+    rows = [("experiment", str(info.get("experiment_dir", "?")))]
+    epoch, total = info.get("epoch", 0), info.get("total_epochs", "?")
+    rows.append(("epoch", f"{epoch}/{total}"))
+    rows.append(("elapsed (this run)", format_seconds(info.get("elapsed_s"))))
+    rows.append(("ETA", format_seconds(info.get("eta_s"))))
+    best = info.get("best")
+    if isinstance(best, Mapping) and best.get("epoch") is not None:
+        where = f", {info['best_checkpoint']}" if info.get("best_checkpoint") else ""
+        rows.append(("best val L1", f"{best['l1']:.4f} at epoch {best['epoch']}{where}"))
+    else:
+        rows.append(("best val L1", "none yet"))
+    rows.append(("device / precision", f"{info.get('device', '?')} / {info.get('precision', '?')}"))
+    sizes = info.get("dataset") or {}
+    split = sizes.get("val_split") or "none"
+    rows.append(
+        (
+            "dataset",
+            f"{sizes.get('train', '?')} train, {sizes.get('val', 0)} validated ({split} split)",
+        )
+    )
+    params = info.get("parameters") or {}
+    rows.append(("parameters", ", ".join(f"{k} {v:,}" for k, v in params.items()) or "?"))
+    changes = info.get("config_changes") or {}
+    listed = "<br>".join(
+        f"{html.escape(k)} = {html.escape(json.dumps(v))}" for k, v in changes.items()
+    )
+    rows.append(("config vs defaults", listed or "all defaults"))
+    return rows
+
+
+def run_info_html(info: Mapping[str, Any]) -> str:
+    """The ``run_info`` pane: one two-column table (config changes are already escaped)."""
+    cells = []
+    for label, value in run_info_rows(info):
+        shown = value if label == "config vs defaults" else html.escape(value)
+        cells.append(
+            f"<tr><th style='text-align:left;padding-right:1em;vertical-align:top'>"
+            f"{html.escape(label)}</th><td>{shown}</td></tr>"
+        )
+    return "<table style='font-size:13px'>" + "".join(cells) + "</table>"
+
+
+def flat_changes(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys whose value differs from the defaults (keys the defaults lack included)."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Mapping[str, Any], base: Any, prefix: str) -> None:
+        for key, value in node.items():
+            ref = base.get(key) if isinstance(base, Mapping) else None
+            if isinstance(value, Mapping):
+                walk(value, ref, f"{prefix}{key}.")
+            elif ref != value or not isinstance(base, Mapping) or key not in base:
+                out[f"{prefix}{key}"] = value
+
+    walk(config, defaults, "")
+    return out
