@@ -58,7 +58,9 @@ def test_export_refuses_existing_file_and_names_it(tiny_experiment, tiny_onnx, c
     assert str(tiny_onnx) in capsys.readouterr().err
 
 
-def test_failed_self_check_exits_1_and_keeps_no_file(tiny_experiment, tmp_path, monkeypatch, capsys):
+def test_failed_self_check_exits_1_and_keeps_no_file(
+    tiny_experiment, tmp_path, monkeypatch, capsys
+):
     # A negative tolerance fails any export, standing in for a wrong graph.
     monkeypatch.setattr("nectargan.onnx.selfcheck.FP32_TOLERANCE", -1.0)
     out = tmp_path / "bad.onnx"
@@ -106,7 +108,9 @@ def test_torchscript_export_matches_and_carries_metadata(tiny_experiment, tmp_pa
 
 def test_missing_extra_names_it(tiny_experiment, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
-    assert main(["export", "--experiment", str(tiny_experiment), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        main(["export", "--experiment", str(tiny_experiment), "-o", str(tmp_path / "m.onnx")]) == 2
+    )
     err = capsys.readouterr().err
     assert "onnxscript" in err and "nectargan[export]" in err
 
@@ -117,7 +121,9 @@ def test_unknown_epoch_lists_available(tiny_experiment, tmp_path, capsys):
     assert "epochs with checkpoints: 1, 2" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("text", "want"), [("latest", "latest"), ("-1", "latest"), ("3", 3), (0, 0)])
+@pytest.mark.parametrize(
+    ("text", "want"), [("latest", "latest"), ("-1", "latest"), ("3", 3), (0, 0)]
+)
 def test_parse_epoch(text, want):
     assert parse_epoch(text) == want
 

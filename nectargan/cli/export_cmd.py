@@ -45,7 +45,9 @@ def _static(value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of pixels, got {value!r}"
+        ) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,14 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "vs torch on images of the run); a failed check exits 1 and keeps no file.",
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
-    p.add_argument("--epoch", default="latest", metavar="N|latest", help="checkpoint (default latest)")
+    p.add_argument(
+        "--epoch", default="latest", metavar="N|latest", help="checkpoint (default latest)"
+    )
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
     p.add_argument(
-        "--output", "-o", metavar="FILE", help="default: DIR/export/epoch_NNNN.onnx (or .torchscript.pt)"
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="default: DIR/export/epoch_NNNN.onnx (or .torchscript.pt)",
     )
     p.add_argument(
-        "--opset", type=int, help="ONNX opset (default: the exporter's newest; < 18 uses torch's "
-        "TorchScript-based exporter)"
+        "--opset",
+        type=int,
+        help="ONNX opset (default: the exporter's newest; < 18 uses torch's "
+        "TorchScript-based exporter)",
     )
     p.add_argument(
         "--static", nargs=2, type=_static, metavar=("H", "W"), help="fixed input height and width"

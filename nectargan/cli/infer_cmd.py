@@ -31,7 +31,7 @@ def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
     return run
 
 
-def _backend(args: argparse.Namespace):  # noqa: ANN202 (lazy imports)
+def _backend(args: argparse.Namespace):
     if args.model:
         from nectargan.onnx.tester import load_backend
 

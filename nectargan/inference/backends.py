@@ -23,7 +23,7 @@ class Backend(Protocol):
 class TorchBackend:
     """A generator in eval mode, fp32, under ``torch.no_grad`` (what ``nectargan test`` runs)."""
 
-    def __init__(self, generator, info: ModelInfo, device) -> None:  # noqa: ANN001 (torch types)
+    def __init__(self, generator, info: ModelInfo, device) -> None:
         import torch
 
         self.generator, self.info = generator.eval(), info
@@ -41,7 +41,7 @@ class TorchBackend:
 class OnnxBackend:
     """An onnxruntime session; the graph's first input and output, whatever their names."""
 
-    def __init__(self, session, info: ModelInfo) -> None:  # noqa: ANN001 (onnxruntime type)
+    def __init__(self, session, info: ModelInfo) -> None:
         self.session, self.info = session, info
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name

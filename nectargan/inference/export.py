@@ -76,17 +76,17 @@ def export_generator(
     out: Path,
     *,
     fmt: str = "onnx",
-    opset_version: int | None = None,
     static_hw: Sequence[int] | None = None,
-    input_names: Sequence[str] = ("input",),
-    output_names: Sequence[str] = ("output",),
-    export_params: bool = True,
-    do_constant_folding: bool = True,
-    quiet: bool = True,
     overwrite: bool = False,
     check_hw: tuple[int, int] | None = None,
+    **onnx_options: Any,
 ) -> dict[str, Any]:
-    """Export to a temporary sibling of ``out``, add metadata, self-check, rename into place."""
+    """Export to a temporary sibling of ``out``, add metadata, self-check, rename into place.
+
+    ``onnx_options`` go to :func:`nectargan.onnx.converter.export_onnx` (``opset_version``,
+    ``input_names``, ``output_names``, ``export_params``, ``do_constant_folding``, ``quiet``).
+    ``check_hw`` is the self-check's input size (default: the training crop size).
+    """
     from dataclasses import replace
 
     from nectargan.inference.samples import check_batches
@@ -107,12 +107,9 @@ def export_generator(
     try:
         batches = check_batches(config, info, hw or check_hw or (info.crop_size,) * 2, hw is None)
         if fmt == "onnx":
-            report = _export_onnx_checked(
-                generator, info, tmp, batches, opset_version, hw, input_names, output_names,
-                export_params, do_constant_folding, quiet,
-            )
+            report = _export_onnx_checked(generator, info, tmp, batches, onnx_options)
         else:
-            report = _export_torchscript_checked(generator, info, tmp, batches, hw)
+            report = _export_torchscript_checked(generator, info, tmp, batches)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -121,31 +118,32 @@ def export_generator(
 
 
 def _export_onnx_checked(
-    generator, info, tmp, batches, opset_version, hw, input_names, output_names,
-    export_params, do_constant_folding, quiet,
-) -> dict[str, Any]:  # noqa: ANN001
+    generator: torch.nn.Module,
+    info: ModelInfo,
+    tmp: Path,
+    batches: list,
+    options: dict[str, Any],
+) -> dict[str, Any]:
     from nectargan.onnx.converter import export_onnx
     from nectargan.onnx.deps import require
     from nectargan.onnx.metadata import metadata_for, write_metadata
     from nectargan.onnx.selfcheck import check_onnx_file
 
     (onnx,) = require("onnx")
-    result = export_onnx(
-        generator, info, tmp, opset_version=opset_version, static_hw=hw,
-        input_names=input_names, output_names=output_names, export_params=export_params,
-        do_constant_folding=do_constant_folding, quiet=quiet,
-    )
+    result = export_onnx(generator, info, tmp, static_hw=info.static_hw, **options)
     model = onnx.load(str(tmp))
     write_metadata(model, metadata_for(info, opset=result["opset"], exporter=result["exporter"]))
     onnx.save(model, str(tmp))
-    check = check_onnx_file(tmp, generator, batches, run_parity=export_params)
-    return {**result, **check}
+    parity = options.get("export_params", True)  # without weights there is nothing to run
+    return {**result, **check_onnx_file(tmp, generator, batches, run_parity=parity)}
 
 
-def _export_torchscript_checked(generator, info, tmp, batches, hw) -> dict[str, Any]:  # noqa: ANN001
+def _export_torchscript_checked(
+    generator: torch.nn.Module, info: ModelInfo, tmp: Path, batches: list
+) -> dict[str, Any]:
     from nectargan.inference.torchscript import check_torchscript_file, export_torchscript
     from nectargan.onnx.converter import sample_input
     from nectargan.onnx.metadata import metadata_for
 
-    export_torchscript(generator, sample_input(info, hw), tmp, metadata_for(info))
+    export_torchscript(generator, sample_input(info, info.static_hw), tmp, metadata_for(info))
     return {"exporter": "torch.jit.trace", **check_torchscript_file(tmp, generator, batches)}

@@ -66,7 +66,9 @@ def collect_inputs(specs: list[str], recursive: bool = False) -> list[InputItem]
                 if m.is_file() and not m.name.startswith("."):
                     items.append(InputItem(m, Path(m.stem + ".png"), named=False))
         else:
-            raise DataUserError(f"input {spec!r} does not exist (expected an image, folder or glob)")
+            raise DataUserError(
+                f"input {spec!r} does not exist (expected an image, folder or glob)"
+            )
     _refuse_duplicates(items)
     return items
 

@@ -87,7 +87,11 @@ def infer_images(
     mode = "resize" if info.static_hw is not None else options.mode
     target = model_input_hw(backend, mode)
     stream = stream if stream is not None else sys.stderr
-    bar = ProgressBar(len(items), desc="infer", stream=stream) if len(items) >= PROGRESS_MIN_ITEMS else None
+    bar = (
+        ProgressBar(len(items), desc="infer", stream=stream)
+        if len(items) >= PROGRESS_MIN_ITEMS
+        else None
+    )
     started = time.monotonic()
     groups: dict[tuple[int, int], list[_Pending]] = {}
     written: list[Path] = []

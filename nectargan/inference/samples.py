@@ -57,7 +57,9 @@ def check_batches(
 ) -> list[tuple[str, np.ndarray]]:
     """``[(description, batch)]``: real (or synthetic) at ``hw``; plus non-square if dynamic."""
     real, where = real_images(config, hw) if config is not None else (None, "")
-    batches = [(where, real)] if real is not None else [("4 synthetic images", synthetic(info, hw, 4))]
+    batches = (
+        [(where, real)] if real is not None else [("4 synthetic images", synthetic(info, hw, 4))]
+    )
     if dynamic:
         m = info.size_multiple
         h, w = max(m, hw[0] // m * m), max(m, hw[1] // m * m) + m

@@ -130,7 +130,11 @@ def export_onnx(
                 f"opset {opset_version or 'default'}): {exc}"
                 + ("\n" + "\n".join(detail) if detail else "")
             ) from exc
-    got = next(o.version for o in onnx.load(str(path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
+    got = next(
+        o.version
+        for o in onnx.load(str(path), load_external_data=False).opset_import
+        if o.domain in ("", "ai.onnx")
+    )
     if opset_version is not None and got != opset_version:
         raise OnnxExportError(
             f"asked for opset {opset_version} but the exporter produced opset {got}; "
@@ -139,7 +143,7 @@ def export_onnx(
     return {"opset": got, "exporter": "dynamo" if dynamo else "torchscript", "static_hw": hw}
 
 
-def _export_dynamo(generator, x, path, info, hw, common) -> None:  # noqa: ANN001
+def _export_dynamo(generator, x, path, info, hw, common) -> None:
     from torch.export import Dim
 
     shapes: dict[int, Any] = {0: Dim("batch", min=1, max=4096)}
@@ -159,7 +163,7 @@ def _export_dynamo(generator, x, path, info, hw, common) -> None:  # noqa: ANN00
     )
 
 
-def _export_torchscript_based(generator, x, path, hw, common) -> None:  # noqa: ANN001
+def _export_torchscript_based(generator, x, path, hw, common) -> None:
     axes = {0: "batch"} if hw is not None else {0: "batch", 2: "height", 3: "width"}
     names = common["input_names"][:1] + common["output_names"][:1]
     torch.onnx.export(
@@ -201,7 +205,9 @@ class ONNXConverter:
         user_config = _load_config(config)
         if load_epoch is None:
             load_epoch = _config_epoch(user_config)
-        self.device = resolve_device(device or _config_value(user_config, "common", "device", "cpu"))
+        self.device = resolve_device(
+            device or _config_value(user_config, "common", "device", "cpu")
+        )
         self.gen, self.config, self.info, self.checkpoint = load_inference_generator(
             self.experiment_dir, "latest" if load_epoch in (None, -1) else load_epoch, "cpu"
         )
