@@ -1,7 +1,7 @@
 """Generator inference speed: torch eager fp32, torch bf16 autocast, onnxruntime fp32.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/inference.py`` (``--quick`` for a smoke
-run; ``--models default demo``, ``--batch 1 8``, ``--rounds N``, ``--ort-threads N``,
+run; ``--models default demo``, ``--batch 1 8``, ``--rounds N``, ``--threads N``,
 ``--json FILE``). Prints a Markdown table for docs/benchmarks.md.
 
 Models: the default config's generator (256 px, 64 features, n_downs 8) and the demo
@@ -68,9 +68,11 @@ def export(model: str, workdir: Path) -> Path:
     return path
 
 
-def torch_runner(model: str, bf16: bool) -> Runner:
+def torch_runner(model: str, bf16: bool, threads: int) -> Runner:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     generator, _, _ = build(model)
 
     def run(x: np.ndarray) -> Any:
@@ -94,7 +96,7 @@ def ort_runner(path: Path, threads: int) -> Runner:
 def make_runner(variant: str, model: str, onnx_path: Path, threads: int) -> Runner:
     if variant == "onnxruntime-fp32":
         return ort_runner(onnx_path, threads)
-    return torch_runner(model, bf16=variant == "eager-bf16")
+    return torch_runner(model, variant == "eager-bf16", threads)
 
 
 def sample(model: str, batch: int) -> np.ndarray:
@@ -129,7 +131,7 @@ def child_main(args: argparse.Namespace) -> None:
     """One variant alone: a few forward passes, then the peak resident set size."""
     variant, model, batch = args.child
     x = sample(model, int(batch))
-    run = make_runner(variant, model, Path(args.onnx), args.ort_threads)
+    run = make_runner(variant, model, Path(args.onnx), args.threads)
     for _ in range(3):
         run(x)
     print(json.dumps({"peak_rss_mb": vm_hwm_kib() / 1024, "torch_loaded": "torch" in sys.modules}))
@@ -154,7 +156,7 @@ def peak_rss(variant: str, model: str, batch: int, onnx_path: Path, threads: int
         "--onnx",
         str(onnx_path),
     ]
-    cmd += ["--ort-threads", str(threads)]
+    cmd += ["--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
 
@@ -182,8 +184,8 @@ def machine() -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"Machine: {results['machine']}. onnxruntime intra-op threads: "
-        f"{results['ort_threads'] or 'default (physical cores)'}; {results['rounds']} rounds of "
+        f"Machine: {results['machine']}. Threads (torch and onnxruntime intra-op): "
+        f"{results['threads'] or 'each library default'}; {results['rounds']} rounds of "
         f"{results['seconds']} s blocks per variant.",
         "",
         "| model | batch | variant | images/s | ms / batch | ratio to eager fp32 | peak RSS MiB |",
@@ -205,7 +207,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="length of one timed block")
-    p.add_argument("--ort-threads", type=int, default=0, help="0: onnxruntime's default")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch and onnxruntime threads (0: their defaults)"
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child runs")
     p.add_argument("--quick", action="store_true", help="smoke run: demo model, 1 round")
     p.add_argument("--json", metavar="FILE")
@@ -231,7 +235,7 @@ def main() -> None:
         "machine": machine(),
         "rounds": args.rounds,
         "seconds": args.seconds,
-        "ort_threads": args.ort_threads,
+        "threads": args.threads,
         "rows": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,7 +243,7 @@ def main() -> None:
             onnx_path = export(model, Path(tmp))
             for batch in args.batch:
                 x = sample(model, batch)
-                runners = {v: make_runner(v, model, onnx_path, args.ort_threads) for v in variants}
+                runners = {v: make_runner(v, model, onnx_path, args.threads) for v in variants}
                 times = time_variants(runners, x, args.rounds, args.seconds)
                 base = times.get("eager-fp32")
                 for variant in variants:
@@ -260,7 +264,7 @@ def main() -> None:
                     }
                     if not args.no_memory:
                         row["peak_rss_mb"] = peak_rss(
-                            variant, model, batch, onnx_path, args.ort_threads
+                            variant, model, batch, onnx_path, args.threads
                         )
                     results["rows"].append(row)
                     print(

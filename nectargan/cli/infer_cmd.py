@@ -35,7 +35,7 @@ def _backend(args: argparse.Namespace):
     if args.model:
         from nectargan.onnx.tester import load_backend
 
-        return load_backend(args.model, "cpu" if args.device == "auto" else args.device)
+        return load_backend(args.model, args.device)
     from nectargan.inference.backends import TorchBackend
     from nectargan.inference.checkpoints import load_inference_generator
     from nectargan.trainers.precision import resolve_device
