@@ -178,7 +178,7 @@ def machine() -> str:
     return (
         f"{cpu}, {len(__import__('os').sched_getaffinity(0))} CPUs, native bf16: "
         f"{cpu_supports_bf16()}; Python {platform.python_version()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}"
+        f"({torch.get_num_threads()} threads by default), onnxruntime {onnxruntime.__version__}"
     )
 
 
