@@ -223,3 +223,11 @@ def test_onnx_tester_runs_a_folder(tiny_onnx, messy_folder, tmp_path):
     result = run_onnx_model(tiny_onnx, messy_folder, tmp_path / "o", batch_size=2)
     assert result["n_images"] == 3 and len(result["skipped"]) == 2
     assert Image.open(tmp_path / "o" / "odd.png").size == (70, 50)
+
+
+def test_onnx_tester_module_entry_point(tiny_onnx, messy_folder, tmp_path):
+    from nectargan.onnx.tester import main as tester_main
+
+    out = tmp_path / "o"
+    assert tester_main([str(tiny_onnx), str(messy_folder / "gray.png"), "-o", str(out)]) == 0
+    assert (out / "gray.png").is_file()

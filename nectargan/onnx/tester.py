@@ -101,3 +101,18 @@ def run_onnx_model(
     return run_on_inputs(
         backend, specs, output_dir, InferOptions(**options), recursive, stream or sys.stderr
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nectargan.onnx.tester MODEL.onnx INPUT... -o OUT``: ``infer --model``."""
+    from nectargan.cli.main import main as cli_main
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-"):
+        print("usage: python -m nectargan.onnx.tester MODEL.onnx INPUT... -o OUT [infer options]")
+        return 2
+    return cli_main(["infer", "--model", argv[0], *argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
