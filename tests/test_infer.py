@@ -231,3 +231,26 @@ def test_onnx_tester_module_entry_point(tiny_onnx, messy_folder, tmp_path):
     out = tmp_path / "o"
     assert tester_main([str(tiny_onnx), str(messy_folder / "gray.png"), "-o", str(out)]) == 0
     assert (out / "gray.png").is_file()
+
+
+def test_foreign_onnx_model_without_metadata(tiny_onnx, messy_folder, tmp_path, capsys):
+    import onnx
+
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(model, str(bare))
+    img = str(messy_folder / "odd.png")
+    assert main(["infer", "--model", str(bare), img, "-o", str(tmp_path / "a")]) == 2
+    assert "--resize" in capsys.readouterr().err  # 50x70 is no multiple of 16: a clear hint
+    assert main(["infer", "--model", str(bare), img, "-o", str(tmp_path / "b"), "--resize"]) == 0
+    assert Image.open(tmp_path / "b" / "odd.png").size == (70, 50)
+
+
+def test_self_check_inputs_without_the_runs_data():
+    from nectargan.inference.samples import check_batches
+
+    info = ModelInfo(channels=3, n_downs=4, crop_size=32)
+    batches = check_batches(None, info, (32, 32), dynamic=True)
+    assert [b.shape for _, b in batches] == [(4, 3, 32, 32), (2, 3, 32, 48)]
+    assert batches[0][0] == "4 synthetic images"

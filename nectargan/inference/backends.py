@@ -39,14 +39,29 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An onnxruntime session; the graph's first input and output, whatever their names."""
+    """An onnxruntime session; the graph's first input and output, whatever their names.
 
-    def __init__(self, session, info: ModelInfo) -> None:
-        self.session, self.info = session, info
+    ``foreign``: the model carries no NectarGAN metadata, so its size rules are unknown
+    and a shape it rejects is the caller's to fix (e.g. with ``--resize``), not a bug.
+    """
+
+    def __init__(self, session, info: ModelInfo, foreign: bool = False) -> None:
+        self.session, self.info, self.foreign = session, info, foreign
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
         self.name = f"onnxruntime ({', '.join(session.get_providers())})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        try:
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        except Exception as exc:  # onnxruntime's own error types
+            if not self.foreign:
+                raise
+            from nectargan.errors import DataUserError
+
+            raise DataUserError(
+                f"the model rejected a {tuple(x.shape)} input ({str(exc).splitlines()[0]}); "
+                "it is not a NectarGAN export, so its size rules are unknown: try --resize, "
+                "which feeds it 256x256"
+            ) from exc

@@ -79,7 +79,9 @@ def model_info(session: Any) -> ModelInfo:
 
 def load_backend(path: str | Path, device: str = "cpu", threads: int = 0) -> OnnxBackend:
     session = open_session(path, device, threads)
-    return OnnxBackend(session, model_info(session))
+    info = model_info(session)
+    foreign = info_from_metadata(dict(session.get_modelmeta().custom_metadata_map)) is None
+    return OnnxBackend(session, info, foreign)
 
 
 def run_onnx_model(
