@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "infer",
         help="run a trained generator on new images (checkpoint or exported .onnx)",
-        description="Writes OUTPUT/<stem>.png for every input image, at the input's own size. "
+        description="Writes OUT/<stem>.png for every input image, at the input's own size. "
         "Sides that are not multiples of 2**n_downs are reflect-padded and cropped back "
         "(default: every pixel at its own resolution, no distortion); --resize scales to the "
         "training crop size and back instead. The generator runs in eval mode, as in "
@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="scale to the training crop size and back instead of padding",
     )
     p.add_argument("--side-by-side", action="store_true", help="write input | output images")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_infer)
