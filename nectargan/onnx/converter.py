@@ -82,7 +82,11 @@ def check_static_hw(static_hw: Sequence[int] | None, multiple: int) -> tuple[int
 
 
 def uses_dynamo(opset_version: int | None) -> bool:
-    return opset_version is None or opset_version >= DYNAMO_MIN_OPSET
+    """The torch.export-based exporter for new opsets, where this torch has it (>= 2.5)."""
+    import inspect
+
+    has_dynamo = "dynamo" in inspect.signature(torch.onnx.export).parameters
+    return has_dynamo and (opset_version is None or opset_version >= DYNAMO_MIN_OPSET)
 
 
 def export_onnx(
@@ -105,7 +109,9 @@ def export_onnx(
     (onnx,) = require("onnx")
     hw = check_static_hw(static_hw, info.size_multiple)
     if opset_version is not None and opset_version < 7:
-        raise OnnxExportError(f"opset_version {opset_version}: expected 7 or newer")
+        from nectargan.errors import ConfigUserError
+
+        raise ConfigUserError(f"--opset {opset_version}: expected 7 or newer")
     generator = generator.eval()
     x = sample_input(info, hw).to(next(generator.parameters()).device)
     common = {
@@ -116,10 +122,11 @@ def export_onnx(
         "do_constant_folding": do_constant_folding,
     }
     dynamo = uses_dynamo(opset_version)
+    if dynamo:
+        require("onnxscript")
     with torch.no_grad(), quiet_export(quiet) as log:
         try:
             if dynamo:
-                require("onnxscript")
                 _export_dynamo(generator, x, path, info, hw, common)
             else:
                 _export_torchscript_based(generator, x, path, hw, common)
