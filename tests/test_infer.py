@@ -254,3 +254,13 @@ def test_self_check_inputs_without_the_runs_data():
     batches = check_batches(None, info, (32, 32), dynamic=True)
     assert [b.shape for _, b in batches] == [(4, 3, 32, 32), (2, 3, 32, 48)]
     assert batches[0][0] == "4 synthetic images"
+
+
+def test_epoch_choice_and_output_that_is_a_file(tiny_experiment, messy_folder, tmp_path, capsys):
+    img = str(messy_folder / "gray.png")
+    args = ["infer", "--experiment", str(tiny_experiment), img]
+    assert main([*args, "-o", str(tmp_path / "e1"), "--epoch", "1"]) == 0
+    assert "after epoch 1" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([*args, "-o", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -81,6 +81,8 @@ def infer_images(
     if options.batch_size < 1:
         raise DataUserError(f"--batch-size: expected a number >= 1, got {options.batch_size}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataUserError(f"--output '{out_dir}' is a file; expected a folder (new or existing)")
     if not options.overwrite:
         refuse_existing(output_paths(items, out_dir))
     info = backend.info
