@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nectargan.cli.infer_cmd import EXIT_FAILED, user_errors
+from nectargan.cli.infer_cmd import EXIT_FAILED
 
 
-@user_errors
 def cmd_export(args: argparse.Namespace) -> int:
     from nectargan.inference.export import export_experiment
     from nectargan.onnx.converter import OnnxExportError

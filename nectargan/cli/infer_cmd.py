@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 from nectargan.errors import UserError
 
-EXIT_USER, EXIT_FAILED = 2, 1
+# Bad input raises a UserError, which the CLI's one handler turns into a line and exit 2.
+EXIT_FAILED = 1
 
 
 class _BadOption(UserError, ValueError):
     """An option value this command cannot use."""
-
-
-def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """One line on stderr and exit 2 for bad input (the CLI-wide handler may also do this)."""
-
-    def run(args: argparse.Namespace) -> int:
-        from nectargan.config import ConfigError
-
-        try:
-            return fn(args)
-        except (UserError, ConfigError) as exc:
-            print(f"nectargan {args.command}: error: {exc}", file=sys.stderr)
-            return EXIT_USER
-
-    run.__doc__ = fn.__doc__
-    return run
 
 
 def _backend(args: argparse.Namespace):
@@ -49,7 +33,6 @@ def _backend(args: argparse.Namespace):
     return TorchBackend(generator, info, device)
 
 
-@user_errors
 def cmd_infer(args: argparse.Namespace) -> int:
     from nectargan.inference.runner import InferOptions, run_on_inputs
 

@@ -45,19 +45,7 @@ def resolve_checkpoint(experiment_dir: str | Path, epoch: str | int = LATEST) ->
     from nectargan.trainers import checkpoint as ckpt
 
     spec = parse_epoch(epoch)
-    try:
-        return ckpt.find_checkpoint(experiment_dir, -1 if spec == LATEST else int(spec))
-    except ckpt.CheckpointError as exc:
-        raise CheckpointUserError(str(exc)) from exc
-
-
-def load_checkpoint_state(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    from nectargan.trainers import checkpoint as ckpt
-
-    try:
-        return ckpt.load_checkpoint(path, map_location=device)
-    except ckpt.CheckpointError as exc:
-        raise CheckpointUserError(str(exc)) from exc
+    return ckpt.find_checkpoint(experiment_dir, -1 if spec == LATEST else int(spec))
 
 
 def load_inference_generator(
@@ -72,10 +60,11 @@ def load_inference_generator(
     other images share its batch, and runs repeat exactly (see docs/inference.md).
     """
     from nectargan.config import Config
+    from nectargan.trainers import checkpoint as ckpt
     from nectargan.trainers.builders import build_generator
 
     path = resolve_checkpoint(experiment_dir, epoch)
-    state = load_checkpoint_state(path, device)
+    state = ckpt.load_checkpoint(path, map_location=device)
     config = Config.load(state["config"])
     generator = build_generator(config)
     try:

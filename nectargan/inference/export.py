@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from nectargan.errors import DataUserError
+from nectargan.experiment_layout import EXPORT_DIR
 from nectargan.inference.model_info import ModelInfo
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-EXPORT_DIR = "export"
 
 
 def default_output(experiment_dir: str | Path, epoch: int | None, fmt: str) -> Path:
