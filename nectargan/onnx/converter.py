@@ -269,8 +269,8 @@ def _load_config(config: Any) -> Any:
 
 def _config_value(config: Any, section: str, key: str, default: Any) -> Any:
     try:
-        return config[section][key] if config is not None else default
-    except (KeyError, TypeError):
+        return getattr(getattr(config, section), key) if config is not None else default
+    except (AttributeError, KeyError):
         return default
 
 
