@@ -177,3 +177,37 @@ def test_onnx_converter_refuses_a_different_architecture(tiny_experiment, tmp_pa
     cfg["train"]["generator"]["features"] = 16
     with pytest.raises(ConfigUserError, match="features"):
         ONNXConverter(tiny_experiment, cfg, load_epoch=2)
+
+
+def test_onnx_converter_takes_an_upstream_config(dataroot, tmp_path):
+    """Upstream's example passes upstream's own training config: converted, load_epoch read."""
+    from _support import tiny_training_config
+
+    from nectargan.onnx.converter import ONNXConverter
+    from nectargan.trainers import Pix2pixTrainer
+
+    # Upstream's U-Net always uses instance norm, so the run must too.
+    generator = {"features": 8, "n_downs": 4, "norm": "instance"}
+    cfg = tiny_training_config(
+        tmp_path, dataroot, "inorm", train={"epochs_decay": 0, "generator": generator}
+    )
+    trainer = Pix2pixTrainer(cfg)
+    trainer.fit()
+    trainer.close()
+    upstream = {
+        "config": {
+            "config_type": "pix2pix",
+            "dataloader": {"load": {"input_nc": 3, "load_size": 32, "crop_size": 32}},
+            "train": {
+                "load": {"continue_train": False, "load_epoch": 1},
+                # upstream does not count the first down block: its 3 is our 4
+                "generator": {"features": 8, "n_downs": 3, "block_type": "UnetBlock"},
+            },
+        }
+    }
+    path = tmp_path / "train1_config.json"
+    path.write_text(json.dumps(upstream))
+    converter = ONNXConverter(experiment_dir=trainer.experiment_dir, config=path, device="cpu")
+    assert converter.load_epoch == 1 and converter.info.epoch == 1
+    out = converter.convert_model(opset_version=17)
+    assert out.endswith("epoch1.onnx") and converter.report["max_abs_diff"] < 1e-4

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -209,9 +210,11 @@ class ONNXConverter:
         from nectargan.trainers.precision import resolve_device
 
         self.experiment_dir = Path(experiment_dir)
-        user_config = _load_config(config)
+        user_config, upstream_epoch = _load_config(config)
         if load_epoch is None:
-            load_epoch = _config_epoch(user_config)
+            load_epoch = (
+                upstream_epoch if upstream_epoch is not None else _config_epoch(user_config)
+            )
         self.device = resolve_device(
             device or _config_value(user_config, "common", "device", "cpu")
         )
@@ -259,12 +262,32 @@ class ONNXConverter:
         return Path(report["path"]).as_posix()
 
 
-def _load_config(config: Any) -> Any:
-    if config is None:
-        return None
-    from nectargan.config import Config
+def _load_config(config: Any) -> tuple[Any, int | None]:
+    """(our Config or None, upstream's ``train.load.load_epoch`` when the file is upstream's).
 
-    return Config.load(config)
+    Upstream NectarGAN configs (everything under one ``"config"`` object) are converted
+    with the same mapping as ``nectargan config import``, so upstream's own example,
+    which passes its training config, works unchanged.
+    """
+    if config is None:
+        return None, None
+    from collections.abc import Mapping
+
+    from nectargan.config import Config
+    from nectargan.config.upstream import convert, is_upstream
+
+    data = config
+    if isinstance(config, str | PathLike):
+        try:
+            data = json.loads(Path(config).read_text())
+        except (OSError, ValueError):
+            data = None  # Config.load reports the problem with its own message
+    if isinstance(data, Mapping) and is_upstream(data):
+        ours, _notes = convert(data)
+        load = data["config"].get("train", {}).get("load", {})
+        epoch = load.get("load_epoch") if isinstance(load, Mapping) else None
+        return Config.load(ours), (int(epoch) if isinstance(epoch, int) else None)
+    return Config.load(config), None
 
 
 def _config_value(config: Any, section: str, key: str, default: Any) -> Any:
