@@ -122,7 +122,7 @@ def test_unknown_epoch_lists_available(tiny_experiment, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("text", "want"), [("latest", "latest"), ("-1", "latest"), ("3", 3), (0, 0)]
+    ("text", "want"), [("latest", "latest"), ("-1", "latest"), ("3", 3), (0, 0), ("best", "best")]
 )
 def test_parse_epoch(text, want):
     assert parse_epoch(text) == want
@@ -211,3 +211,20 @@ def test_onnx_converter_takes_an_upstream_config(dataroot, tmp_path):
     assert converter.load_epoch == 1 and converter.info.epoch == 1
     out = converter.convert_model(opset_version=17)
     assert out.endswith("epoch1.onnx") and converter.report["max_abs_diff"] < 1e-4
+
+
+def test_epoch_best_uses_best_pt(tiny_experiment, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_experiment, run)
+    img = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(img)
+    args = ["infer", "--experiment", str(run), "--epoch", "best", str(img)]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 2
+    assert "best.pt" in capsys.readouterr().err
+    shutil.copy(run / "checkpoints" / "epoch_0001.pt", run / "checkpoints" / "best.pt")
+    assert main([*args, "-o", str(tmp_path / "b")]) == 0
+    assert "best.pt (after epoch 1)" in capsys.readouterr().err

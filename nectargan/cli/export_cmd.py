@@ -60,7 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
     p.add_argument(
-        "--epoch", default="latest", metavar="N|latest", help="checkpoint (default latest)"
+        "--epoch",
+        default="latest",
+        metavar="N|latest|best",
+        help="checkpoint: N epochs, latest (default) or best",
     )
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
     p.add_argument(

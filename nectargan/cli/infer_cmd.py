@@ -71,8 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--epoch",
         default="latest",
-        metavar="N|latest",
-        help="checkpoint after N epochs, or 'latest' (default), with --experiment",
+        metavar="N|latest|best",
+        help="checkpoint after N epochs, 'latest' (default) or 'best' (best validation L1), with --experiment",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--output", "-o", required=True, metavar="OUT", help="output folder")

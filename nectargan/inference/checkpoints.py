@@ -14,37 +14,47 @@ import torch
 from nectargan.errors import CheckpointUserError
 from nectargan.inference.model_info import ModelInfo
 
-LATEST = "latest"
+LATEST, BEST = "latest", "best"
+# Written by live validation: the checkpoint of the epoch with the best validation L1.
+BEST_FILE = "best.pt"
 
 
 def parse_epoch(text: str | int) -> int | str:
-    """``'latest'`` / ``-1`` -> ``'latest'``; ``'7'`` -> 7; anything else is refused."""
+    """``'latest'`` / ``-1`` -> ``'latest'``; ``'best'``; ``'7'`` -> 7; anything else is refused."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
         word = str(text).strip().lower()
-        if word == LATEST:
-            return LATEST
+        if word in (LATEST, BEST):
+            return word
         try:
             value = int(word)
         except ValueError:
             raise CheckpointUserError(
-                f"--epoch: expected a number of completed epochs or 'latest', got {text!r}"
+                f"--epoch: expected a number of completed epochs, 'latest' or 'best', got {text!r}"
             ) from None
     if value == -1:
         return LATEST
     if value < 0:
         raise CheckpointUserError(
-            f"--epoch: expected a number of completed epochs >= 0 or 'latest', got {value}"
+            f"--epoch: expected a number of completed epochs >= 0, 'latest' or 'best', got {value}"
         )
     return value
 
 
 def resolve_checkpoint(experiment_dir: str | Path, epoch: str | int = LATEST) -> Path:
-    """The checkpoint file ``epoch`` names in ``experiment_dir`` (a number or 'latest')."""
+    """The checkpoint file ``epoch`` names in ``experiment_dir`` (a number, 'latest', 'best')."""
     from nectargan.trainers import checkpoint as ckpt
 
     spec = parse_epoch(epoch)
+    if spec == BEST:
+        best = ckpt.checkpoint_dir(experiment_dir) / BEST_FILE
+        if not best.is_file():
+            raise CheckpointUserError(
+                f"--epoch best: no {BEST_FILE} in '{best.parent}'; it is written when live "
+                "validation improves the validation L1; pass an epoch number or 'latest'"
+            )
+        return best
     return ckpt.find_checkpoint(experiment_dir, -1 if spec == LATEST else int(spec))
 
 
