@@ -223,6 +223,7 @@ def test_epoch_best_uses_best_pt(tiny_experiment, tmp_path, capsys):
 
     Image.new("RGB", (32, 32), (10, 200, 30)).save(img)
     args = ["infer", "--experiment", str(run), "--epoch", "best", str(img)]
+    (run / "checkpoints" / "best.pt").unlink(missing_ok=True)  # live validation may write one
     assert main([*args, "-o", str(tmp_path / "a")]) == 2
     assert "best.pt" in capsys.readouterr().err
     shutil.copy(run / "checkpoints" / "epoch_0001.pt", run / "checkpoints" / "best.pt")

@@ -15,8 +15,6 @@ from nectargan.errors import CheckpointUserError
 from nectargan.inference.model_info import ModelInfo
 
 LATEST, BEST = "latest", "best"
-# Written by live validation: the checkpoint of the epoch with the best validation L1.
-BEST_FILE = "best.pt"
 
 
 def parse_epoch(text: str | int) -> int | str:
@@ -47,14 +45,8 @@ def resolve_checkpoint(experiment_dir: str | Path, epoch: str | int = LATEST) ->
     from nectargan.trainers import checkpoint as ckpt
 
     spec = parse_epoch(epoch)
-    if spec == BEST:
-        best = ckpt.checkpoint_dir(experiment_dir) / BEST_FILE
-        if not best.is_file():
-            raise CheckpointUserError(
-                f"--epoch best: no {BEST_FILE} in '{best.parent}'; it is written when live "
-                "validation improves the validation L1; pass an epoch number or 'latest'"
-            )
-        return best
+    if spec == BEST:  # checkpoints/best.pt, written by live validation
+        return ckpt.find_checkpoint(experiment_dir, BEST)
     return ckpt.find_checkpoint(experiment_dir, -1 if spec == LATEST else int(spec))
 
 
