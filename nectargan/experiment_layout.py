@@ -19,6 +19,7 @@ Experiment directory ``<output>/<name>_v<N>``::
     examples/epoch_0003_0.png   example triplets after 3 completed epochs
     test/epoch_0003/            `nectargan test` outputs: metrics.json + triplets
     report/                     `nectargan report` output
+    export/epoch_0003.onnx      `nectargan export` output (.torchscript.pt for TorchScript)
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ TEST_DIR = "test"
 METRICS_FILE = "metrics.json"
 
 REPORT_DIR = "report"
+
+EXPORT_DIR = "export"
 
 
 def resume_config_name(n: int) -> str:

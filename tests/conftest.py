@@ -59,3 +59,33 @@ def dataroot(tmp_path_factory):
     from nectargan.dataset import generate_synthetic_dataset
 
     return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n=40, size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory, dataroot):
+    """A finished 2-epoch run of a tiny generator (features 8, n_downs 4) on 32 px pairs."""
+    from _support import tiny_training_config
+
+    from nectargan.trainers import Pix2pixTrainer
+
+    cfg = tiny_training_config(
+        tmp_path_factory.mktemp("tiny_run"),
+        dataroot,
+        "tiny",
+        train={"generator": {"features": 8, "n_downs": 4}},
+    )
+    trainer = Pix2pixTrainer(cfg)
+    trainer.fit()
+    trainer.close()
+    return trainer.experiment_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_experiment, tmp_path_factory):
+    """``nectargan export`` of ``tiny_experiment`` (dynamic axes, default opset)."""
+    pytest.importorskip("onnxruntime")
+    from nectargan.cli.main import main
+
+    path = tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx"
+    assert main(["export", "--experiment", str(tiny_experiment), "--output", str(path)]) == 0
+    return path

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "nectargan.cli.train_cmd",
     "nectargan.cli.review_cmd",
     "nectargan.cli.config_cmd",
+    "nectargan.cli.infer_cmd",
+    "nectargan.cli.export_cmd",
 )
 # Sub-command attributes argparse sets for command groups (``nectargan data pair``).
 SUBCOMMAND_DESTS = ("data_command", "visdom_command", "config_command")

@@ -1,0 +1,94 @@
+"""``nectargan infer``: run a trained generator (checkpoint or ``.onnx``) on new images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nectargan.errors import UserError
+
+# Bad input raises a UserError, which the CLI's one handler turns into a line and exit 2.
+EXIT_FAILED = 1
+
+
+class _BadOption(UserError, ValueError):
+    """An option value this command cannot use."""
+
+
+def _backend(args: argparse.Namespace):
+    if args.model:
+        from nectargan.onnx.tester import load_backend
+
+        return load_backend(args.model, args.device)
+    from nectargan.inference.backends import TorchBackend
+    from nectargan.inference.checkpoints import load_inference_generator
+    from nectargan.trainers.precision import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise _BadOption(f"--device: {exc}") from exc
+    generator, _, info, path = load_inference_generator(args.experiment, args.epoch, device)
+    print(f"model: {path} (after epoch {info.epoch})", file=sys.stderr)
+    return TorchBackend(generator, info, device)
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from nectargan.inference.runner import InferOptions, run_on_inputs
+
+    if args.model and args.epoch != "latest":
+        raise _BadOption("--epoch applies to --experiment checkpoints, not to --model files")
+    backend = _backend(args)
+    options = InferOptions(
+        mode="resize" if args.resize else "pad",
+        paired=args.paired,
+        side_by_side=args.side_by_side,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    result = run_on_inputs(backend, args.inputs, args.output, options, args.recursive)
+    rate = result["n_images"] / result["seconds"] if result["seconds"] > 0 else float("nan")
+    print(
+        f"wrote {result['n_images']} image(s) to {args.output} "
+        f"({backend.name}, {result['mode']}, {rate:.2f} images/s)"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "infer",
+        help="run a trained generator on new images (checkpoint or exported .onnx)",
+        description="Writes OUT/<stem>.png for every input image, at the input's own size. "
+        "Sides that are not multiples of 2**n_downs are reflect-padded and cropped back "
+        "(default: every pixel at its own resolution, no distortion); --resize scales to the "
+        "training crop size and back instead. The generator runs in eval mode, as in "
+        "`nectargan test`.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--experiment", metavar="DIR", help="experiment directory (its checkpoint)")
+    src.add_argument("--model", metavar="FILE.onnx", help="an exported ONNX model (onnxruntime)")
+    p.add_argument(
+        "--epoch",
+        default="latest",
+        metavar="N|latest|best",
+        help="checkpoint after N epochs, 'latest' (default) or 'best' (best validation L1), with --experiment",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("--output", "-o", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--recursive", action="store_true", help="also read folders' subfolders")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="inputs are A|B training-style pairs: use the input half (A, or B for BtoA runs)",
+    )
+    p.add_argument(
+        "--resize",
+        action="store_true",
+        help="scale to the training crop size and back instead of padding",
+    )
+    p.add_argument("--side-by-side", action="store_true", help="write input | output images")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=cmd_infer)

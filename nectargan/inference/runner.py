@@ -1,0 +1,170 @@
+"""Run a backend over a list of images and write ``OUT/<name>.png`` for each, atomically.
+
+Images are batched with others of the same (fitted) size, since a batch is one
+tensor; in eval mode an image's output does not depend on its batch-mates, so
+batching changes speed only. Each output is written to a temporary name and
+renamed, so an interrupted run leaves whole PNGs or none.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+from PIL import Image
+
+from nectargan.dataset.io import side_by_side as join_side_by_side
+from nectargan.errors import DataUserError
+from nectargan.inference.backends import Backend
+from nectargan.inference.inputs import InputItem, read_input
+from nectargan.inference.sizing import Fitted, fit_image, unfit_output
+from nectargan.utils.atomic import atomic_writer
+from nectargan.utils.progress import ProgressBar
+
+# Pending images of mixed sizes are flushed once this many batches' worth wait.
+MAX_PENDING_BATCHES = 4
+PROGRESS_MIN_ITEMS = 2
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    mode: str = "pad"  # see nectargan.inference.sizing
+    paired: bool = False
+    side_by_side: bool = False
+    batch_size: int = 1
+    overwrite: bool = False
+
+
+@dataclass
+class _Pending:
+    item: InputItem
+    image: Image.Image
+    fitted: Fitted
+
+
+def output_paths(items: list[InputItem], out_dir: Path) -> list[Path]:
+    return [out_dir / item.out_name for item in items]
+
+
+def refuse_existing(paths: list[Path], limit: int = 5) -> None:
+    """Stop before any work if outputs exist (``--overwrite`` replaces them)."""
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        shown = ", ".join(str(p) for p in existing[:limit])
+        more = f" and {len(existing) - limit} more" if len(existing) > limit else ""
+        raise DataUserError(
+            f"{len(existing)} output file(s) already exist ({shown}{more}); "
+            "pass --overwrite to replace them or choose another --output"
+        )
+
+
+def model_input_hw(backend: Backend, mode: str) -> tuple[int, int] | None:
+    """The fixed size to resize to: a static model's own, else the training crop size."""
+    info = backend.info
+    if info.static_hw is not None:
+        return info.static_hw
+    return (info.crop_size, info.crop_size) if mode == "resize" else None
+
+
+def infer_images(
+    backend: Backend,
+    items: list[InputItem],
+    out_dir: str | Path,
+    options: InferOptions,
+    stream: TextIO | None = None,
+) -> dict:
+    """Write one output per item into ``out_dir``; returns counts and timing."""
+    if options.batch_size < 1:
+        raise DataUserError(f"--batch-size: expected a number >= 1, got {options.batch_size}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataUserError(f"--output '{out_dir}' is a file; expected a folder (new or existing)")
+    if not options.overwrite:
+        refuse_existing(output_paths(items, out_dir))
+    info = backend.info
+    mode = "resize" if info.static_hw is not None else options.mode
+    target = model_input_hw(backend, mode)
+    stream = stream if stream is not None else sys.stderr
+    bar = (
+        ProgressBar(len(items), desc="infer", stream=stream)
+        if len(items) >= PROGRESS_MIN_ITEMS
+        else None
+    )
+    started = time.monotonic()
+    groups: dict[tuple[int, int], list[_Pending]] = {}
+    written: list[Path] = []
+
+    def flush(key: tuple[int, int]) -> None:
+        batch = groups.pop(key)
+        outs = backend.run(np.stack([p.fitted.array for p in batch]))
+        for pending, out in zip(batch, outs, strict=True):
+            written.append(_write(pending, out, out_dir, options.side_by_side))
+        if bar is not None:
+            bar.update(len(batch))
+
+    for item in items:
+        image = read_input(item.path, info.channels, options.paired, info.direction)
+        fitted = fit_image(image, mode, info.size_multiple, target)
+        group = groups.setdefault(fitted.model_hw, [])
+        group.append(_Pending(item, image, fitted))
+        if len(group) >= options.batch_size:
+            flush(fitted.model_hw)
+        elif sum(map(len, groups.values())) >= MAX_PENDING_BATCHES * options.batch_size:
+            flush(max(groups, key=lambda k: len(groups[k])))
+    for key in list(groups):
+        flush(key)
+    if bar is not None:
+        bar.close()
+    return {
+        "n_images": len(written),
+        "outputs": written,
+        "seconds": time.monotonic() - started,
+        "mode": mode,
+        "backend": backend.name,
+    }
+
+
+def _write(pending: _Pending, out: np.ndarray, out_dir: Path, side_by_side: bool) -> Path:
+    result = unfit_output(out, pending.fitted)
+    if side_by_side:
+        result = join_side_by_side(pending.image.convert(result.mode), result)
+    path = out_dir / pending.item.out_name
+    with atomic_writer(path, fsync=False) as handle:
+        result.save(handle, format="PNG")
+    return path
+
+
+def run_on_inputs(
+    backend: Backend,
+    specs: list[str],
+    out_dir: str | Path,
+    options: InferOptions,
+    recursive: bool = False,
+    stream: TextIO | None = None,
+) -> dict:
+    """Collect ``specs`` (files, folders, globs), skip unreadable found files, run, write.
+
+    The one entry point behind ``nectargan infer`` for both backends. Raises
+    :class:`DataUserError` for a bad named file or when nothing is left to run.
+    """
+    from nectargan.inference.inputs import collect_inputs, readable_inputs, skipped_warning
+
+    stream = stream if stream is not None else sys.stderr
+    info = backend.info
+    found = readable_inputs(
+        collect_inputs(list(specs), recursive), info.channels, options.paired, info.direction
+    )
+    if found.skipped:
+        print(skipped_warning(found.skipped), file=stream)
+    if not found.items:
+        raise DataUserError(
+            f"no readable input images in {' '.join(map(str, specs)) or '(nothing given)'}"
+            + (f" ({len(found.skipped)} unreadable file(s) skipped)" if found.skipped else "")
+        )
+    result = infer_images(backend, found.items, out_dir, options, stream)
+    result["skipped"] = [str(p) for p, _ in found.skipped]
+    return result
