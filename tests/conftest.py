@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from _support import TestServer, launch_chromium
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sigint_not_ignored():
+    """Give the tests (and the training processes they start) a working Ctrl-C.
+
+    A shell starts background jobs (``.ci/run &``) with SIGINT ignored, and an
+    ignored signal is inherited through exec: the trainer would then never see
+    the SIGINT a test sends it. Installing Python's handler here means every
+    child starts with the default disposition again.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True, scope="session")
