@@ -262,9 +262,15 @@ def launch_distributed(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from nectargan.trainers.distributed import launched_world_size
     from nectargan.trainers.signals import handling_signals
 
-    with handling_signals():  # SIGTERM from here on stops like Ctrl-C (exit 143)
+    # SIGTERM from here on stops like Ctrl-C (exit 143). A rank under torchrun gets every
+    # signal twice (terminal + launcher): the trainer's interrupt_once() handles those.
+    guard = handling_signals() if launched_world_size() <= 1 else nullcontext()
+    with guard:
         return _train(args)
 
 
