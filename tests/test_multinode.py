@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _support import free_port, tiny_training_config, wait_for, write_config
 
 from nectargan.trainers import load_checkpoint
@@ -59,6 +60,7 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+@pytest.mark.timeout(900)  # two launches of two nodes on a busy 2-core machine
 def test_two_nodes_lose_one_then_resume(tmp_path, dataroot, visdom_server, env_name):
     cfg = tiny_training_config(
         tmp_path / "out",
@@ -107,9 +109,21 @@ def test_two_nodes_lose_one_then_resume(tmp_path, dataroot, visdom_server, env_n
             if node.poll() is None:
                 kill_tree(node)
     out0 = (tmp_path / "res0.out").read_text()
-    assert codes == [0, 0], (tmp_path / "res0.err").read_text()
+    errs = [(tmp_path / f"res{r}.err").read_text()[-3000:] for r in (0, 1)]
+    assert codes == [0, 0], errs
     assert f"resuming after epoch {last}" in out0 and f"done: {last + 1} epochs" in out0
     assert (tmp_path / "res1.out").read_text().count("experiment: ") == 0  # rank 0 speaks
     assert load_checkpoint(exp / "checkpoints" / f"epoch_{last + 1:04d}.pt")["epoch"] == last + 1
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["nodes_v1"]
     assert visdom_server.line_series("loss_G", env_name)
+
+
+def test_lost_peer_messages_name_the_address():
+    from nectargan.trainers.peer_loss import describe_peer_loss
+
+    closed = RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:15245. This is ...")
+    reset = RuntimeError("[pair.cc:537] Read error [10.0.0.7]:3800: Connection reset by peer.")
+    assert "the peer at 127.0.0.1:15245 (connection closed by peer" in describe_peer_loss(closed, 2)
+    assert "the peer at 10.0.0.7:3800 (connection reset by peer" in describe_peer_loss(reset, 4)
+    assert describe_peer_loss(RuntimeError("shape mismatch"), 2) is None
+    assert describe_peer_loss(ValueError("Connection closed by peer"), 2) is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-_PEER = re.compile(r"(?:closed|reset) by peer \[?([0-9a-fA-F.:]+)\]?:(\d+)")
+_PEER = re.compile(r"\[([0-9a-fA-F.:]+)\]:(\d+)")  # gloo names the peer as [host]:port
 _MARKERS = (
     "Connection closed by peer",
     "Connection reset by peer",
@@ -30,7 +30,7 @@ def describe_peer_loss(exc: BaseException, world_size: int) -> str | None:
         return None
     match = _PEER.search(text)
     where = f"the peer at {match.group(1)}:{match.group(2)}" if match else "a peer process"
-    reason = "its connection closed" if match else text.splitlines()[0][:200]
+    reason = next((m.lower() for m in _MARKERS if m in text), "its connection failed")
     return (
         f"lost contact with {where} ({reason}; {world_size} processes in the job): "
         "another rank or node has stopped or crashed"
