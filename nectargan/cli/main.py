@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # e.g. for `train --nproc`, which relaunches itself under torchrun
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C 130, SIGTERM 143 (nectargan.trainers.signals)
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
     except UserError as exc:
         print(f"{command_name(args)}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -76,14 +76,24 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace, default: Any = None) -> Any:
-    """The config file (or, resuming, the run's own config.json) plus flag overrides."""
+    """The config file plus flag overrides; resuming, the checkpoint's own config.
+
+    ``--resume DIR`` continues what the checkpoint's run was asked to do; a
+    ``--config`` file or flags given with it may change only the settings
+    that leave the networks and the data alone (the others are refused).
+    """
     from nectargan.config import Config
     from nectargan.config.config import check_output_directory
 
     source = _config_source(getattr(args, "config", None))
-    if source is None and getattr(args, "resume", None):
-        run_config = Path(args.resume) / "config.json"
-        source = run_config if run_config.is_file() else None
+    if getattr(args, "resume", None):
+        from nectargan.trainers.resume import plan_resume
+
+        epoch = getattr(args, "resume_epoch", -1)
+        plan = plan_resume(args.resume, epoch, source, overrides_from_args(args))
+        for change in plan.changes:
+            print(f"nectargan train: resume: changing {change}", file=sys.stderr)
+        return plan.config
     if source is None:
         source = default
     config = Config.load(source)
@@ -252,7 +262,21 @@ def launch_distributed(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from nectargan.trainers.distributed import launched_world_size
+    from nectargan.trainers.signals import handling_signals
+
+    # SIGTERM from here on stops like Ctrl-C (exit 143). A rank under torchrun gets every
+    # signal twice (terminal + launcher): the trainer's interrupt_once() handles those.
+    guard = handling_signals() if launched_world_size() <= 1 else nullcontext()
+    with guard:
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from nectargan.trainers import Pix2pixTrainer
+    from nectargan.utils.diskfull import StorageStop
 
     if args.nproc is not None and args.nproc < 1:
         raise ConfigUserError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
@@ -266,16 +290,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         seconds = run_training(trainer)
     except KeyboardInterrupt:
-        if trainer.is_main_process:
-            print(
-                f"resume with: nectargan train --resume {trainer.experiment_dir}", file=sys.stderr
-            )
+        _print_resume_hint(trainer)
         raise
+    except StorageStop as exc:
+        print(f"nectargan train: {exc}", file=sys.stderr)
+        _print_resume_hint(trainer)
+        return exc.exit_code
+    except RuntimeError as exc:  # a lost rank or node: say which, not a traceback per rank
+        from nectargan.trainers.peer_loss import describe_peer_loss
+
+        lost = describe_peer_loss(exc, trainer.world_size) if trainer.dist is not None else None
+        if lost is None:
+            raise
+        print(f"nectargan train (rank {trainer.rank}): {lost}", file=sys.stderr, flush=True)
+        _print_resume_hint(trainer)
+        return 1
     trainer.close()
     print(f"done: {trainer.total_epochs} epochs in {format_duration(seconds)}")
     print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
     print(f"evaluate with: nectargan test --experiment {trainer.experiment_dir}")
     return 0
+
+
+def _print_resume_hint(trainer: Any) -> None:
+    """``resume with: ...`` only when there is a checkpoint to resume from."""
+    from nectargan.trainers import checkpoint as ckpt
+
+    if not trainer.is_main_process or trainer.experiment_dir is None:
+        return
+    try:
+        ckpt.find_checkpoint(trainer.experiment_dir)
+    except ckpt.CheckpointError:
+        print(
+            f"no checkpoint was written in {trainer.experiment_dir}; there is nothing to resume",
+            file=sys.stderr,
+        )
+        return
+    print(f"resume with: nectargan train --resume {trainer.experiment_dir}", file=sys.stderr)
 
 
 # -- test ---------------------------------------------------------------------------------

@@ -59,10 +59,34 @@ def save_checkpoint(path: Path, state: dict[str, Any], *, latest: bool = True) -
         **state,
     }
     with atomic_writer(path) as handle:
-        torch.save(payload, handle)
+        writer = _ErrorKeepingWriter(handle)
+        try:
+            torch.save(payload, writer)
+        except RuntimeError as exc:  # torch hides the OSError (e.g. ENOSPC) behind its own
+            if writer.error is not None:
+                raise writer.error from exc
+            raise
     if latest:
         _write_latest(path)
     return path
+
+
+class _ErrorKeepingWriter:
+    """A file wrapper that remembers the OS error torch's writer turns into a vague one."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._handle.flush()
 
 
 def _write_latest(path: Path) -> None:
@@ -130,20 +154,75 @@ def _latest(experiment_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and check a checkpoint written by :func:`save_checkpoint`."""
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, mmap: bool = False
+) -> dict[str, Any]:
+    """Read and check a checkpoint written by :func:`save_checkpoint`.
+
+    ``mmap``: map the file instead of reading it, for a quick look at the
+    counters and config of a large checkpoint.
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except FileNotFoundError as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from exc
-    except Exception as exc:  # truncated file, foreign pickle, ...
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from exc
+    except Exception as exc:  # truncated, empty, garbage, a foreign pickle...
+        raise CheckpointError(broken_message(path, exc)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a NectarGAN checkpoint")
+        raise CheckpointError(f"{str(path)!r} is not a NectarGAN checkpoint{_readable_hint(path)}")
     if state.get("version", 0) > VERSION:
         raise CheckpointError(
             f"checkpoint {str(path)!r} has format version {state.get('version')}, "
             f"newer than this NectarGAN understands ({VERSION}); upgrade nectargan"
         )
     return state
+
+
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """What is wrong with the file, in words (never torch's advice to unpickle code)."""
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty"
+    except OSError:
+        pass
+    text = str(exc)
+    if "weights_only" in text or "Unsupported global" in text:
+        return "it holds Python objects, not only tensors and plain data (not ours?)"
+    first = text.splitlines()[0][:160] if text else type(exc).__name__
+    return f"it is truncated or not a checkpoint file ({first})"
+
+
+def broken_message(path: Path, exc: BaseException) -> str:
+    """Which file is broken, why, and the exact command that resumes from the newest good one."""
+    return f"cannot read checkpoint {str(path)!r}: {_why_unreadable(path, exc)}" + _readable_hint(
+        path
+    )
+
+
+def newest_readable(experiment_dir: Path, skip: Path | None = None) -> tuple[int, Path] | None:
+    """The most recent end-of-epoch checkpoint that loads, other than ``skip``."""
+    for epoch, candidate in sorted(list_epoch_checkpoints(experiment_dir).items(), reverse=True):
+        if skip is not None and candidate.resolve() == skip.resolve():
+            continue
+        try:
+            state = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            continue
+        if isinstance(state, dict) and state.get("format") == FORMAT:
+            return epoch, candidate
+    return None
+
+
+def _readable_hint(path: Path) -> str:
+    if path.parent.name != CHECKPOINT_DIR:
+        return ""
+    experiment_dir = path.parent.parent
+    found = newest_readable(experiment_dir, skip=path)
+    if found is None:
+        return f"; no other readable checkpoint in {str(path.parent)!r}"
+    epoch, good = found
+    return (
+        f"; the newest readable checkpoint is {good.name} (epoch {epoch}): resume from it with "
+        f"`nectargan train --resume {experiment_dir} --resume-epoch {epoch}`"
+    )

@@ -263,7 +263,9 @@ def interrupt_once() -> None:
         if state["fired"]:
             return
         state["fired"] = True
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+        from nectargan.trainers.signals import Interrupted  # exit status 128 + signum
+
+        raise Interrupted(signum)
 
     for signum, default in (
         (signal.SIGINT, signal.default_int_handler),

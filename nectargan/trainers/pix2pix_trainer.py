@@ -26,6 +26,7 @@ from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.config.schema import Network
 from nectargan.dataset import PairedDataset
+from nectargan.dataset.shape_check import warn_if_not_side_by_side
 from nectargan.losses import pix2pix
 from nectargan.scheduling import make_pix2pix_lr_scheduler
 from nectargan.trainers import checkpoint as ckpt
@@ -102,6 +103,8 @@ class Pix2pixTrainer(Trainer):
         dl = self.config.dataloader
         train_set = make_dataset(dl, root, "train", train=True)
         self._check_first_item(train_set)
+        if self.is_main_process:
+            warn_if_not_side_by_side(train_set.paths, root / "train", self.log)
         self.train_loader = self.shard_loader(
             make_loader(train_set, dl, self.device, train=True, seed=self.config.common.seed)
         )
@@ -259,14 +262,15 @@ class Pix2pixTrainer(Trainer):
         self.last_losses = {**losses_G, **losses_D}
         if self.vis is None:
             return
-        self.vis.update_images(
-            x=x[:, :3],
-            y=y_fake[:, :3],
-            z=y[:, :3],
-            title=DISPLAY_TITLE,
-            image_size=self.config.visualizer.visdom.image_size,
+        size = self.config.visualizer.visdom.image_size
+        self.dashboard_call(  # any dashboard error: one warning, training goes on
+            lambda vis: (
+                vis.update_images(
+                    x=x[:, :3], y=y_fake[:, :3], z=y[:, :3], title=DISPLAY_TITLE, image_size=size
+                ),
+                vis.update_loss_graphs(graph_step, losses_G, losses_D),
+            )
         )
-        self.vis.update_loss_graphs(graph_step, losses_G, losses_D)
 
     # -- end of epoch ---------------------------------------------------------------------
 
@@ -280,7 +284,8 @@ class Pix2pixTrainer(Trainer):
         if last or _due(self.epochs_completed, save.model_save_rate):
             self.save_checkpoint()
         if _due(self.epochs_completed, save.example_save_rate):
-            self.save_examples()
+            where = (self.experiment_dir or Path()) / EXAMPLES_DIR
+            self.write_health.attempt("examples", where, self.save_examples)
 
     def learning_rates(self) -> dict[str, float]:
         return {"G": self.sched_G.get_last_lr()[0], "D": self.sched_D.get_last_lr()[0]}

@@ -43,6 +43,7 @@ from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
 from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers import resume as resuming
 from nectargan.trainers.builders import memory_format
 from nectargan.trainers.dashboard import Dashboard, is_local_url
 from nectargan.trainers.data import ensure_synthetic_dataset, usable_cores
@@ -53,9 +54,12 @@ from nectargan.trainers.distributed import (
     set_sampler_epoch,
 )
 from nectargan.trainers.experiment import create_experiment_dir
+from nectargan.trainers.lock import ExperimentLock, claim_experiment
 from nectargan.trainers.precision import resolve_device, resolve_precision
 from nectargan.trainers.progress import Progress
+from nectargan.trainers.signals import handling_signals, protect
 from nectargan.trainers.timing import record_epoch
+from nectargan.utils.diskfull import StorageStop, WriteHealth
 
 __all__ = ["Trainer", "is_local_url"]  # is_local_url: kept importable from here
 
@@ -76,6 +80,17 @@ def _split_callback_kwargs(
             f"callback_kwargs: unknown hook(s) {unknown}; expected some of {CALLBACKS}"
         )
     return {name: dict(callback_kwargs.get(name) or {}) for name in CALLBACKS}
+
+
+def stop_reason(exc: BaseException) -> str:
+    """How training ended, for the one line that says so."""
+    if getattr(exc, "signal_name", None) == "SIGTERM":
+        return "stopped (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, StorageStop):
+        return "stopped (no checkpoint could be written)"
+    return "failed"
 
 
 def log_line(message: str) -> None:
@@ -143,6 +158,11 @@ class Trainer(metaclass=_SetupAfterInit):
         self._in_fit = False
         self._handled_interrupt: BaseException | None = None
         self.rank_debug: RankDebugLog | None = None
+        self.lock: ExperimentLock | None = None  # one run per experiment directory
+        self.write_health = WriteHealth(self.log)  # full disk: warn once, retry, stop at 3
+        self._resume_header: dict[str, Any] | None = None  # counters of resume_path
+        self._run_started = False  # files a resume rewrites wait until training starts
+        self._epoch_start_step = 0
         self._quicksetup = quicksetup
         self._set_up = False
         self.monitor: Any = None  # per-epoch reporting (validation, lr, ...): run_monitor.py
@@ -288,6 +308,7 @@ class Trainer(metaclass=_SetupAfterInit):
         path = None
         if self.is_main_process:
             path = create_experiment_dir(common.output_directory, common.experiment_name)
+            self.lock = claim_experiment(path, self.log)
         # one directory for all ranks: rank 0 claims it, the others learn its name
         return self.dist.broadcast_object(path) if self.dist is not None else path
 
@@ -298,13 +319,23 @@ class Trainer(metaclass=_SetupAfterInit):
                 "(e.g. output/pix2pix_v3), got null"
             )
         path = Path(experiment_dir).expanduser()
+        if self.is_main_process and path.is_dir():  # before anything is read or written
+            self.lock = claim_experiment(path, self.log)
         self.resume_path = ckpt.find_checkpoint(path, epoch)
+        header = resuming.read_header(self.resume_path)  # broken file: named, with the fix
+        resuming.check_architecture(header["config"], self.config, self.resume_path)
+        resuming.check_epochs(self.config, int(header["epoch"]), self.resume_path)
+        self._resume_header = {
+            k: header[k] for k in ("epoch", "global_step", "resume_global_step") if k in header
+        }
         return path
 
     def export_config(self) -> Path | None:
         """Save the effective config; a resume adds ``config.resumeN.json`` beside the first."""
         if not self.is_main_process or self.experiment_dir is None:
             return None
+        if self.config.train.resume.enable and not self._run_started:
+            return None  # written by start_run(), once the resume really starts
         path = self.experiment_dir / CONFIG_FILE
         n = 1
         while path.exists():
@@ -341,10 +372,28 @@ class Trainer(metaclass=_SetupAfterInit):
         if self.dashboard is not None:
             self.dashboard.finish()
 
+    def dashboard_call(self, send: Callable[[Any], None]) -> None:
+        """``send(self.vis)``; any error turns the dashboard off (one warning), training goes on."""
+        if self.dashboard is None:
+            return
+        try:
+            send(self.dashboard.vis)
+        except Exception as exc:
+            dashboard, self.dashboard = self.dashboard, None
+            self.log(
+                f"dashboard disabled after an error, training goes on without it: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            dashboard.stop()
+            dashboard.finish()
+
     def flush_loss_log(self) -> Path | None:
+        """Write the pending loss records; a full disk keeps them for the next flush."""
         if self.loss_manager is None or not self.is_main_process:
             return None
-        return self.loss_manager.flush_log()
+        where = self.experiment_dir / "loss_log.json" if self.experiment_dir else "loss log"
+        with protect("flushing the loss log"):
+            return self.write_health.attempt("loss log", where, self.loss_manager.flush_log)
 
     def save_checkpoint(self, interrupted: bool = False) -> Path | None:
         """Write ``checkpoints/epoch_NNNN.pt`` (or ``interrupted.pt``) from ``checkpoint_state``."""
@@ -356,7 +405,15 @@ class Trainer(metaclass=_SetupAfterInit):
             path = ckpt.epoch_path(self.experiment_dir, self.epochs_completed)
         state = self.checkpoint_state()
         state["interrupted"] = interrupted
-        return ckpt.save_checkpoint(path, state)
+        # a resume restarts an unfinished epoch from its start: count steps from there
+        finished = self.epochs_completed > self.current_epoch
+        state["resume_global_step"] = self.global_step if finished else self._epoch_start_step
+        with protect(f"writing {path}"):
+            if interrupted:  # on the way out: warn if it fails, never stop for it
+                return self.write_health.attempt(
+                    "checkpoint", path, lambda: ckpt.save_checkpoint(path, state)
+                )
+            return self.write_health.checkpoint(path, lambda: ckpt.save_checkpoint(path, state))
 
     def save_examples(self) -> list[Path]:
         """Subclasses write example outputs for the epoch just completed."""
@@ -432,6 +489,10 @@ class Trainer(metaclass=_SetupAfterInit):
         closed when the run ends, normally, on Ctrl-C or on an error. An
         interruption between epochs is handled like one inside an epoch.
         """
+        with handling_signals():  # SIGTERM stops like Ctrl-C; saves are never cut short
+            self._fit(after_epoch)
+
+    def _fit(self, after_epoch: Callable[[Trainer], None] | None) -> None:
         self._start_dashboard_thread()
         self._in_fit = True
         try:
@@ -486,7 +547,9 @@ class Trainer(metaclass=_SetupAfterInit):
         end_fn = on_epoch_end or self.on_epoch_end
         if self.train_loader is None:
             raise RuntimeError("train_paired() needs self.train_loader; build the data first")
+        self.start_run()
         self.progress.begin_epoch(epoch)
+        self._epoch_start_step = self.global_step
         self.batches_per_epoch = len(self.train_loader)
         set_sampler_epoch(self.train_loader, epoch)
         if self.monitor is not None:
@@ -513,16 +576,45 @@ class Trainer(metaclass=_SetupAfterInit):
         if not self._in_fit and self.epochs_completed >= self.total_epochs:
             self._finish_dashboard()  # the per-epoch loop's last epoch: training is over
 
+    def start_run(self) -> None:
+        """Once, before the first epoch of this run: a resume writes its files only now.
+
+        ``config.resumeN.json`` records a resume that really started, and the
+        loss log and ``timing.json`` are cut back to the checkpoint, so the
+        training this resume discards leaves no trace (one monotonic history).
+        """
+        if self._run_started:
+            return
+        self._run_started = True
+        header = self._resume_header
+        if header is None:
+            return
+        if "resume_global_step" in header:  # an epoch cut short restarts from its beginning
+            self.progress.restore(self.epochs_completed, int(header["resume_global_step"]))
+        self.export_config()
+        if not self.is_main_process or self.experiment_dir is None:
+            return
+        done = self.epochs_completed
+        with protect("rewinding the loss log"):
+            dropped = resuming.rewind_loss_log(self.loss_manager, done)
+            resuming.rewind_timing(self.experiment_dir, done)
+        if dropped:
+            self.log(
+                f"loss log: dropped {dropped} record(s) from epoch {done + 1} on, left by "
+                f"training this resume discards"
+            )
+
     def record_epoch_time(self, epoch: int) -> None:
         """Main process: keep the epoch's duration in ``timing.json`` for later reviews."""
         if not self.is_main_process or self.experiment_dir is None:
             return
-        try:
-            record_epoch(
+        self.write_health.attempt(  # a full disk must not end a run that could go on
+            "timing",
+            self.experiment_dir / "timing.json",
+            lambda: record_epoch(
                 self.experiment_dir, epoch + 1, self.last_epoch_time, self.batches_per_epoch
-            )
-        except OSError as exc:  # a full disk must not end a run that could go on
-            self.log(f"could not record the epoch time: {exc}")
+            ),
+        )
 
     def _run_batches(self, step_fn: StepFn, step_kwargs: dict[str, Any]) -> None:
         """The hot loop: move a batch to the device, step, notify observers. No host syncs."""
@@ -542,9 +634,12 @@ class Trainer(metaclass=_SetupAfterInit):
         arrives), and none of them replaces the exception being handled.
         """
         self._handled_interrupt = exc
-        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "failed"
+        with protect("saving the training state"):
+            self._save_state_on_the_way_out(exc)
+
+    def _save_state_on_the_way_out(self, exc: BaseException) -> None:
         done = self.epochs_completed
-        self.log(f"training {reason} ({done} epoch(s) completed); saving state")
+        self.log(f"training {stop_reason(exc)} ({done} epoch(s) completed); saving state")
         for what, action in (
             ("flush the loss log", self.flush_loss_log),
             ("write a checkpoint", lambda: self.save_checkpoint(interrupted=True)),
@@ -569,5 +664,7 @@ class Trainer(metaclass=_SetupAfterInit):
         visualizer; flush the loss log; leave the process group."""
         self._finish_dashboard()
         self.flush_loss_log()
+        if self.lock is not None:
+            self.lock.release()
         if self.dist is not None:
             self.dist.close()

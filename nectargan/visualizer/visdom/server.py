@@ -222,6 +222,21 @@ def spawn(opts: ServerOptions, log_path: Path) -> subprocess.Popen:
         )
 
 
+def login_problem(environ: dict[str, str] | None = None) -> str | None:
+    """What ``--login`` lacks in the environment, or None when the server can start with it."""
+    environ = os.environ if environ is None else environ
+    missing = [v for v in ("VISDOM_USERNAME", "VISDOM_PASSWORD") if not environ.get(v)]
+    if missing:
+        return f"--login needs {' and '.join(missing)} set in the environment (Visdom's login)"
+    from visdom.server.defaults import DEFAULT_ENV_PATH
+
+    if not os.path.isfile(os.path.join(DEFAULT_ENV_PATH, "COOKIE_SECRET")) and not environ.get(
+        "VISDOM_COOKIE"
+    ):
+        return "--login needs VISDOM_COOKIE (a secret string) in the environment the first time"
+    return None
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -237,6 +252,10 @@ def start(opts: ServerOptions, wait_s: float = 30.0) -> tuple[ServerRecord, bool
     new server does not answer within ``wait_s``.
     """
     opts.exposure_warning()
+    if opts.login:
+        problem = login_problem()
+        if problem:  # the detached server would exit at once; say so now, not after wait_s
+            raise ServerError(problem)
     state = probe(opts.host, opts.port)
     if state == "visdom":
         record = read_record(opts.port)

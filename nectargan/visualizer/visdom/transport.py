@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import socket
 import ssl
 from dataclasses import dataclass
@@ -79,10 +80,11 @@ def _timeouts(value: float | tuple[float, float]) -> tuple[float, float]:
     """``request_timeout`` is one number for both phases or ``(connect, read)``."""
     pair = value if isinstance(value, tuple) else (value, value)
     if len(pair) != 2 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in pair
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
+        for v in pair
     ):
         raise ValueError(
-            f"request_timeout must be a positive number or a (connect, read) pair, got {value!r}"
+            f"request_timeout must be a positive finite number or a (connect, read) pair, got {value!r}"
         )
     return float(pair[0]), float(pair[1])
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import sys
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -137,8 +138,7 @@ class VisdomVisualizer:
         loopback = managed.is_loopback(self._endpoint.host)
         if autostart and loopback:
             try:
-                managed.ensure_local_server(self.port)
-                self._open_env(transport)
+                self._autostart(managed, transport)
                 return
             except (managed.ServerError, TransportError) as exc:
                 reason = exc
@@ -148,6 +148,24 @@ class VisdomVisualizer:
         raise ConnectionError(
             f"No Visdom server answers at {self._endpoint.url} (port {self.port}): {reason}. {hint}."
         )
+
+    def _autostart(self, managed: Any, transport: Transport) -> None:
+        """Start the managed server on the very loopback address asked for, then connect.
+
+        A server this call started but cannot use is stopped again: autostart
+        never leaves a server behind that nobody talks to.
+        """
+        host = self._endpoint.host
+        bind = "127.0.0.1" if host == "localhost" else host
+        _record, started = managed.start(managed.ServerOptions(port=self.port, host=bind))
+        try:
+            self._open_env(transport)
+        except BaseException:
+            if started:
+                managed.stop(self.port)
+            raise
+        if started and not managed.assets_present():
+            print(managed.MISSING_ASSETS_LINE, file=sys.stderr)
 
     def _open_env(self, transport: Transport) -> None:
         transport.post(
@@ -360,8 +378,14 @@ class _held:
 
 
 def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    """A positive, finite number: ``inf`` would overflow the thread and socket timeouts."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value > 0
+        or not math.isfinite(value)
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
