@@ -15,33 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import cpu_model, free_port
 
 from nectargan.visualizer.visdom import server as managed
 from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def boundaries(vis: VisdomVisualizer, epochs: int, points: int) -> list[float]:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import free_port
 
 from nectargan.dataset import generate_synthetic_dataset
 from nectargan.losses.loss_log import LossLog
@@ -63,9 +63,7 @@ def write_long_log(exp_dir: Path, n: int = 50_000, per: int = 10_000) -> None:
 
 def time_replay(tmp: Path, rounds: int) -> list[float]:
     """Seconds to read and replay the 100k-point log, one value per round."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     opts = server.ServerOptions(port=port, host="127.0.0.1", env_dir=tmp / "envs")
     proc = server.spawn(opts, tmp / "visdom.log")
     try:

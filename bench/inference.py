@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import cpu_model
 
 MODELS = {
     "default": {},
@@ -167,16 +168,8 @@ def machine() -> str:
 
     from nectargan.trainers.precision import cpu_supports_bf16
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}, {len(__import__('os').sched_getaffinity(0))} CPUs, native bf16: "
+        f"{cpu_model()}, {len(__import__('os').sched_getaffinity(0))} CPUs, native bf16: "
         f"{cpu_supports_bf16()}; Python {platform.python_version()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads by default), onnxruntime {onnxruntime.__version__}"
     )

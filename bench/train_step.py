@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import free_port
 from torch import Tensor, nn
 
 from nectargan.dataset import generate_synthetic_dataset
@@ -263,7 +264,7 @@ def run_visualizer(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
 
     every, batch = 40, 1
-    opts = managed.ServerOptions(port=_free_port(), host="127.0.0.1", env_dir=workdir / "envs")
+    opts = managed.ServerOptions(port=free_port(), host="127.0.0.1", env_dir=workdir / "envs")
     proc = managed.spawn(opts, workdir / "visdom.log")
     try:
         if not managed.wait_until_answering(opts, 30, pid=proc.pid):
@@ -305,14 +306,6 @@ def _vis_blocks(
         on, off = statistics.mean(times["on"][-1]), statistics.mean(times["off"][-1])
         print(f"  vis round {r + 1}/{rounds}: on {on:.3f} off {off:.3f}", file=sys.stderr)
     return times
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- numerical sanity: does bf16 learn like fp32? ----------------------------------------
