@@ -23,14 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from _common import free_port
 
 from nectargan.dataset import generate_synthetic_dataset
-from nectargan.losses.loss_log import LossLog
 from nectargan.review.experiment_reader import read_experiment
 from nectargan.review.replay import replay
 from nectargan.visualizer.visdom import server
+from tests._support import write_long_log  # the very log tests/test_review.py replays
 
 
 def time_synth(tmp: Path, rounds: int, n: int = 200) -> list[float]:
@@ -41,24 +40,6 @@ def time_synth(tmp: Path, rounds: int, n: int = 200) -> list[float]:
         generate_synthetic_dataset(tmp / f"synth{r}", n=n, size=64)
         out.append((time.perf_counter() - start) / n * 1e3)
     return out
-
-
-def write_long_log(exp_dir: Path, n: int = 50_000, per: int = 10_000) -> None:
-    """Two losses of ``n`` records each (100k points), in segments of ``per``."""
-    log = LossLog(exp_dir)
-    for name, tags in (("G_L1", ["G"]), ("D_real", ["D"])):
-        log.describe_loss(name, {"tags": tags, "weight": 1.0, "schedule": None})
-    rng = np.random.default_rng(0)
-    for start in range(0, n, per):
-        steps = list(range(start, start + per))
-        cols = {
-            "epoch": [s / 1000 for s in steps],
-            "step": steps,
-            "raw": rng.random(per).tolist(),
-            "weight": [1.0] * per,
-        }
-        log.write_segment({"G_L1": cols, "D_real": dict(cols)})
-    log.write_index()
 
 
 def time_replay(tmp: Path, rounds: int) -> list[float]:

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from nectargan.losses.loss_log import LossLog
 from nectargan.visualizer.visdom import server
 
 
@@ -174,3 +177,24 @@ def write_config(directory, cfg: dict):
     path = directory / "config.json"
     path.write_text(json.dumps(cfg))
     return path
+
+
+def write_long_log(exp_dir: Path, n: int = 50_000, per: int = 10_000) -> None:
+    """A long loss log: two losses of ``n`` records each (100k points), in segments of ``per``.
+
+    Shared by tests/test_review.py and bench/former_test_bounds.py (which times its replay).
+    """
+    log = LossLog(exp_dir)
+    for name, tags in (("G_L1", ["G"]), ("D_real", ["D"])):
+        log.describe_loss(name, {"tags": tags, "weight": 1.0, "schedule": None})
+    rng = np.random.default_rng(0)
+    for start in range(0, n, per):
+        steps = list(range(start, start + per))
+        cols = {
+            "epoch": [s / 1000 for s in steps],
+            "step": steps,
+            "raw": rng.random(per).tolist(),
+            "weight": [1.0] * per,
+        }
+        log.write_segment({"G_L1": cols, "D_real": dict(cols)})
+    log.write_index()
