@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from nectargan.losses.loss_log import LossLog
 from nectargan.visualizer.visdom import server
@@ -198,3 +199,12 @@ def write_long_log(exp_dir: Path, n: int = 50_000, per: int = 10_000) -> None:
         }
         log.write_segment({"G_L1": cols, "D_real": dict(cols)})
     log.write_index()
+
+
+def textured_image(seed: int, side: int, mode: str = "RGB", step: int = 8, noise: int = 20):
+    """An asymmetric, textured ``side`` x ``side`` picture: flips, crops and colour ops all show."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:side, 0:side]
+    arr = np.stack([xs * step, ys * step, (xs * ys) % 256], -1)
+    arr = arr + rng.integers(0, noise, (side, side, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert(mode)
