@@ -142,6 +142,19 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
 
 
+def open_env_page(browser, server: TestServer, env: str, viewport: tuple[int, int]):
+    """A Chromium page on ``env`` of ``server``, loaded, and the list of its failed requests.
+
+    The list fills as the page runs: URLs that failed and responses with status >= 400.
+    """
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    page.goto(f"{server.url}/env/{env}", wait_until="load", timeout=30_000)
+    return page, failed
+
+
 def tiny_training_config(output_dir, dataroot, name: str, **sections) -> dict:
     """A seconds-long training on 32 px images; ``sections`` are deep-merged over it."""
     cfg = {
