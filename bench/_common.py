@@ -1,4 +1,4 @@
-"""Helpers every bench script needs: a free loopback port and the CPU's name for reports.
+"""Helpers the bench scripts share: a free port, a private Visdom server, the CPU's name.
 
 The scripts run as ``python bench/NAME.py``, so this directory is on ``sys.path``
 and they import it as ``_common``.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import platform
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -27,3 +29,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@contextmanager
+def visdom_server(workdir: Path, timeout: float = 30.0) -> Iterator[int]:
+    """A private Visdom server on a free loopback port, envs and log in ``workdir``; yields the port.
+
+    Stopped on exit, so a failing benchmark leaves no server behind.
+    """
+    from nectargan.visualizer.visdom import server as managed
+
+    opts = managed.ServerOptions(port=free_port(), host="127.0.0.1", env_dir=workdir / "envs")
+    proc = managed.spawn(opts, workdir / "visdom.log")
+    try:
+        if not managed.wait_until_answering(opts, timeout, pid=proc.pid):
+            raise RuntimeError(f"the Visdom server did not start within {timeout} s")
+        yield opts.port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -23,12 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import free_port
+from _common import visdom_server
 
 from nectargan.dataset import generate_synthetic_dataset
 from nectargan.review.experiment_reader import read_experiment
 from nectargan.review.replay import replay
-from nectargan.visualizer.visdom import server
 from tests._support import write_long_log  # the very log tests/test_review.py replays
 
 
@@ -44,12 +43,7 @@ def time_synth(tmp: Path, rounds: int, n: int = 200) -> list[float]:
 
 def time_replay(tmp: Path, rounds: int) -> list[float]:
     """Seconds to read and replay the 100k-point log, one value per round."""
-    port = free_port()
-    opts = server.ServerOptions(port=port, host="127.0.0.1", env_dir=tmp / "envs")
-    proc = server.spawn(opts, tmp / "visdom.log")
-    try:
-        if not server.wait_until_answering(opts, 60, pid=proc.pid):
-            raise RuntimeError("the benchmark's Visdom server did not start")
+    with visdom_server(tmp, timeout=60) as port:
         exp_dir = tmp / "long_v1"
         write_long_log(exp_dir)
         out = []
@@ -60,9 +54,6 @@ def time_replay(tmp: Path, rounds: int) -> list[float]:
             )
             out.append(time.perf_counter() - start)
         return out
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:

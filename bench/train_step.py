@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import free_port
+from _common import visdom_server
 from torch import Tensor, nn
 
 from nectargan.dataset import generate_synthetic_dataset
@@ -260,16 +260,11 @@ def run_visualizer(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     Each block holds exactly one display step. The thread runs throughout;
     "off" detaches it from the trainer, so only the updates themselves differ.
     """
-    from nectargan.visualizer.visdom import server as managed
     from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
 
     every, batch = 40, 1
-    opts = managed.ServerOptions(port=free_port(), host="127.0.0.1", env_dir=workdir / "envs")
-    proc = managed.spawn(opts, workdir / "visdom.log")
-    try:
-        if not managed.wait_until_answering(opts, 30, pid=proc.pid):
-            raise RuntimeError("the Visdom server did not start")
-        vis = VisdomVisualizer(env="bench_train_step", server="http://127.0.0.1", port=opts.port)
+    with visdom_server(workdir) as port:
+        vis = VisdomVisualizer(env="bench_train_step", server="http://127.0.0.1", port=port)
         step = OursStep(workdir / "vis", batch, args.size, {})
         step.trainer.update_frequency = every
         x, y = inputs(batch, args.size)
@@ -280,9 +275,6 @@ def run_visualizer(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             times = _vis_blocks(step, vis, x, y, every, args.vis_rounds)
         finally:
             vis.stop_thread()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     on = [statistics.mean(b) for b in times["on"]]
     off = [statistics.mean(b) for b in times["off"]]
     return {
