@@ -48,3 +48,14 @@ def visdom_server(workdir: Path, timeout: float = 30.0) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def vm_hwm_kib(fallback: float = float("nan")) -> float:
+    """This address space's resident high-water mark in KiB (Linux's VmHWM), else ``fallback``.
+
+    Unlike ``ru_maxrss`` it does not carry over fork and exec, so a child reports its own peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1])
+    return fallback

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import cpu_model
+from _common import cpu_model, vm_hwm_kib
 
 MODELS = {
     "default": {},
@@ -135,15 +135,15 @@ def child_main(args: argparse.Namespace) -> None:
     run = make_runner(variant, model, Path(args.onnx), args.threads)
     for _ in range(3):
         run(x)
-    print(json.dumps({"peak_rss_mb": vm_hwm_kib() / 1024, "torch_loaded": "torch" in sys.modules}))
-
-
-def vm_hwm_kib() -> float:
-    """This address space's resident high-water mark (``ru_maxrss`` survives fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": vm_hwm_kib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                / 1024,
+                "torch_loaded": "torch" in sys.modules,
+            }
+        )
+    )
 
 
 def peak_rss(variant: str, model: str, batch: int, onnx_path: Path, threads: int) -> float:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import visdom_server
+from _common import visdom_server, vm_hwm_kib
 from torch import Tensor, nn
 
 from nectargan.dataset import generate_synthetic_dataset
@@ -229,14 +229,6 @@ def child_main(args: argparse.Namespace) -> None:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = {"variant": args.child, "peak_rss_mb": peak_kib / 1024, "times": times}
     print(json.dumps({**report, "vm_hwm_mb": vm_hwm_kib() / 1024}))
-
-
-def vm_hwm_kib() -> float:
-    """Linux's own high-water mark of this address space (a cross-check of ru_maxrss)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1])
-    return float("nan")
 
 
 def peak_rss(name: str, batch: int, args: argparse.Namespace) -> float:
