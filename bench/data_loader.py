@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_model
 from PIL import Image
 
 from nectargan.config.augment_schema import AUGMENTATIONS, AugmentConfig
@@ -34,16 +35,6 @@ from nectargan.dataset.synth import render_pair
 SIDE = 256
 LOAD = 286
 TARGETS = {"defaults": 150.0, "all fourteen (p=1)": 50.0}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_jpeg_dataset(root: Path, n: int) -> Path:
@@ -164,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 variants[f"albumentations {albumentations.__version__}, all fourteen"] = alb
         rates, cpu_rates = measure(variants, n, args.rounds, args.block)
     print(
-        f"CPU: {cpu_name()}; torch {torch.__version__}, 1 thread; Python {platform.python_version()}"
+        f"CPU: {cpu_model()}; torch {torch.__version__}, 1 thread; Python {platform.python_version()}"
     )
     print(f"{args.rounds} rounds x {args.block} items, 256 px crops from 512x256 JPEG (q 90)\n")
     print(

@@ -15,33 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import cpu_model, visdom_server
 
-from nectargan.visualizer.visdom import server as managed
 from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def boundaries(vis: VisdomVisualizer, epochs: int, points: int) -> list[float]:
@@ -69,31 +51,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     epochs, sizes = (3, [100]) if args.quick else (8, [250, 2500])
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        opts = managed.ServerOptions(port=port, host="127.0.0.1", env_dir=Path(tmp) / "envs")
-        proc = managed.spawn(opts, Path(tmp) / "visdom.log")
-        try:
-            if not managed.wait_until_answering(opts, 30, pid=proc.pid):
-                raise SystemExit("the Visdom server did not start")
-            results = []
-            for points in sizes:
-                vis = VisdomVisualizer(env=f"bench_{points}", server="127.0.0.1", port=port)
-                vis.clear_env()
-                times = boundaries(vis, epochs, points)
-                results.append(
-                    {
-                        "points_per_series_per_epoch": points,
-                        "epochs": epochs,
-                        "median_s": statistics.median(times),
-                        "max_s": max(times),
-                        "saves": vis.stats.saves,
-                    }
-                )
-                vis.close()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as tmp, visdom_server(Path(tmp)) as port:
+        results = []
+        for points in sizes:
+            vis = VisdomVisualizer(env=f"bench_{points}", server="127.0.0.1", port=port)
+            vis.clear_env()
+            times = boundaries(vis, epochs, points)
+            results.append(
+                {
+                    "points_per_series_per_epoch": points,
+                    "epochs": epochs,
+                    "median_s": statistics.median(times),
+                    "max_s": max(times),
+                    "saves": vis.stats.saves,
+                }
+            )
+            vis.close()
     print(json.dumps({"cpu": cpu_model(), "results": results}))
 
 

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import argparse
 import platform
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from _common import visdom_server
 
 from nectargan.dataset import generate_synthetic_dataset
-from nectargan.losses.loss_log import LossLog
 from nectargan.review.experiment_reader import read_experiment
 from nectargan.review.replay import replay
-from nectargan.visualizer.visdom import server
+from tests._support import write_long_log  # the very log tests/test_review.py replays
 
 
 def time_synth(tmp: Path, rounds: int, n: int = 200) -> list[float]:
@@ -43,34 +41,9 @@ def time_synth(tmp: Path, rounds: int, n: int = 200) -> list[float]:
     return out
 
 
-def write_long_log(exp_dir: Path, n: int = 50_000, per: int = 10_000) -> None:
-    """Two losses of ``n`` records each (100k points), in segments of ``per``."""
-    log = LossLog(exp_dir)
-    for name, tags in (("G_L1", ["G"]), ("D_real", ["D"])):
-        log.describe_loss(name, {"tags": tags, "weight": 1.0, "schedule": None})
-    rng = np.random.default_rng(0)
-    for start in range(0, n, per):
-        steps = list(range(start, start + per))
-        cols = {
-            "epoch": [s / 1000 for s in steps],
-            "step": steps,
-            "raw": rng.random(per).tolist(),
-            "weight": [1.0] * per,
-        }
-        log.write_segment({"G_L1": cols, "D_real": dict(cols)})
-    log.write_index()
-
-
 def time_replay(tmp: Path, rounds: int) -> list[float]:
     """Seconds to read and replay the 100k-point log, one value per round."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    opts = server.ServerOptions(port=port, host="127.0.0.1", env_dir=tmp / "envs")
-    proc = server.spawn(opts, tmp / "visdom.log")
-    try:
-        if not server.wait_until_answering(opts, 60, pid=proc.pid):
-            raise RuntimeError("the benchmark's Visdom server did not start")
+    with visdom_server(tmp, timeout=60) as port:
         exp_dir = tmp / "long_v1"
         write_long_log(exp_dir)
         out = []
@@ -81,9 +54,6 @@ def time_replay(tmp: Path, rounds: int) -> list[float]:
             )
             out.append(time.perf_counter() - start)
         return out
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import cpu_model, vm_hwm_kib
 
 MODELS = {
     "default": {},
@@ -134,15 +135,15 @@ def child_main(args: argparse.Namespace) -> None:
     run = make_runner(variant, model, Path(args.onnx), args.threads)
     for _ in range(3):
         run(x)
-    print(json.dumps({"peak_rss_mb": vm_hwm_kib() / 1024, "torch_loaded": "torch" in sys.modules}))
-
-
-def vm_hwm_kib() -> float:
-    """This address space's resident high-water mark (``ru_maxrss`` survives fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": vm_hwm_kib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                / 1024,
+                "torch_loaded": "torch" in sys.modules,
+            }
+        )
+    )
 
 
 def peak_rss(variant: str, model: str, batch: int, onnx_path: Path, threads: int) -> float:
@@ -167,16 +168,8 @@ def machine() -> str:
 
     from nectargan.trainers.precision import cpu_supports_bf16
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}, {len(__import__('os').sched_getaffinity(0))} CPUs, native bf16: "
+        f"{cpu_model()}, {len(__import__('os').sched_getaffinity(0))} CPUs, native bf16: "
         f"{cpu_supports_bf16()}; Python {platform.python_version()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads by default), onnxruntime {onnxruntime.__version__}"
     )

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import visdom_server, vm_hwm_kib
 from torch import Tensor, nn
 
 from nectargan.dataset import generate_synthetic_dataset
@@ -230,14 +231,6 @@ def child_main(args: argparse.Namespace) -> None:
     print(json.dumps({**report, "vm_hwm_mb": vm_hwm_kib() / 1024}))
 
 
-def vm_hwm_kib() -> float:
-    """Linux's own high-water mark of this address space (a cross-check of ru_maxrss)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return float(line.split()[1])
-    return float("nan")
-
-
 def peak_rss(name: str, batch: int, args: argparse.Namespace) -> float:
     """Peak RSS of a child training ``name`` alone.
 
@@ -259,16 +252,11 @@ def run_visualizer(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     Each block holds exactly one display step. The thread runs throughout;
     "off" detaches it from the trainer, so only the updates themselves differ.
     """
-    from nectargan.visualizer.visdom import server as managed
     from nectargan.visualizer.visdom.visualizer import VisdomVisualizer
 
     every, batch = 40, 1
-    opts = managed.ServerOptions(port=_free_port(), host="127.0.0.1", env_dir=workdir / "envs")
-    proc = managed.spawn(opts, workdir / "visdom.log")
-    try:
-        if not managed.wait_until_answering(opts, 30, pid=proc.pid):
-            raise RuntimeError("the Visdom server did not start")
-        vis = VisdomVisualizer(env="bench_train_step", server="http://127.0.0.1", port=opts.port)
+    with visdom_server(workdir) as port:
+        vis = VisdomVisualizer(env="bench_train_step", server="http://127.0.0.1", port=port)
         step = OursStep(workdir / "vis", batch, args.size, {})
         step.trainer.update_frequency = every
         x, y = inputs(batch, args.size)
@@ -279,9 +267,6 @@ def run_visualizer(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             times = _vis_blocks(step, vis, x, y, every, args.vis_rounds)
         finally:
             vis.stop_thread()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     on = [statistics.mean(b) for b in times["on"]]
     off = [statistics.mean(b) for b in times["off"]]
     return {
@@ -305,14 +290,6 @@ def _vis_blocks(
         on, off = statistics.mean(times["on"][-1]), statistics.mean(times["off"][-1])
         print(f"  vis round {r + 1}/{rounds}: on {on:.3f} off {off:.3f}", file=sys.stderr)
     return times
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- numerical sanity: does bf16 learn like fp32? ----------------------------------------

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import cpu_model, visdom_server
 
 from nectargan import run_metrics as rm
 from nectargan.config import Config
@@ -125,14 +126,7 @@ def run_default_share(workdir: Path, steps: int, warmup: int) -> dict[str, Any]:
 
 
 def run_step_rate(workdir: Path, rounds: int) -> dict[str, Any]:
-    from nectargan.visualizer.visdom import server as managed
-
-    port = _free_port()
-    opts = managed.ServerOptions(port=port, host="127.0.0.1", env_dir=workdir / "envs")
-    proc = managed.spawn(opts, workdir / "visdom.log")
-    try:
-        if not managed.wait_until_answering(opts, 30, pid=proc.pid):
-            raise RuntimeError("the Visdom server did not start")
+    with visdom_server(workdir) as port:
         cfg = demo_config(
             workdir / "rate", 2 * rounds + 1, enable=True, port=port, env_name="bench_validation"
         )
@@ -165,9 +159,6 @@ def run_step_rate(workdir: Path, rounds: int) -> dict[str, Any]:
             print(f"  round {r + 1}/{rounds}: on {on:.4f} off {off:.4f} s/step", file=sys.stderr)
         trainer.monitor = monitor
         trainer.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     on, off = per_step["on"], per_step["off"]
     return {
         "rounds": rounds,
@@ -181,24 +172,6 @@ def run_step_rate(workdir: Path, rounds: int) -> dict[str, Any]:
         ),
         "cpu_per_round": list(zip(cpu_step["on"], cpu_step["off"], strict=True)),
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> str:

@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import torch
+from _common import free_port
 from torch import nn
 
 from nectargan.visualizer.visdom import server as managed
@@ -50,12 +51,6 @@ D_NAMES = ("D_real", "D_fake")
 
 
 # -- processes: a Visdom server and a delay proxy ------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:

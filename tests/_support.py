@@ -10,6 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
+from nectargan.losses.loss_log import LossLog
 from nectargan.visualizer.visdom import server
 
 
@@ -138,6 +142,19 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
 
 
+def open_env_page(browser, server: TestServer, env: str, viewport: tuple[int, int]):
+    """A Chromium page on ``env`` of ``server``, loaded, and the list of its failed requests.
+
+    The list fills as the page runs: URLs that failed and responses with status >= 400.
+    """
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    page.goto(f"{server.url}/env/{env}", wait_until="load", timeout=30_000)
+    return page, failed
+
+
 def tiny_training_config(output_dir, dataroot, name: str, **sections) -> dict:
     """A seconds-long training on 32 px images; ``sections`` are deep-merged over it."""
     cfg = {
@@ -174,3 +191,33 @@ def write_config(directory, cfg: dict):
     path = directory / "config.json"
     path.write_text(json.dumps(cfg))
     return path
+
+
+def write_long_log(exp_dir: Path, n: int = 50_000, per: int = 10_000) -> None:
+    """A long loss log: two losses of ``n`` records each (100k points), in segments of ``per``.
+
+    Shared by tests/test_review.py and bench/former_test_bounds.py (which times its replay).
+    """
+    log = LossLog(exp_dir)
+    for name, tags in (("G_L1", ["G"]), ("D_real", ["D"])):
+        log.describe_loss(name, {"tags": tags, "weight": 1.0, "schedule": None})
+    rng = np.random.default_rng(0)
+    for start in range(0, n, per):
+        steps = list(range(start, start + per))
+        cols = {
+            "epoch": [s / 1000 for s in steps],
+            "step": steps,
+            "raw": rng.random(per).tolist(),
+            "weight": [1.0] * per,
+        }
+        log.write_segment({"G_L1": cols, "D_real": dict(cols)})
+    log.write_index()
+
+
+def textured_image(seed: int, side: int, mode: str = "RGB", step: int = 8, noise: int = 20):
+    """An asymmetric, textured ``side`` x ``side`` picture: flips, crops and colour ops all show."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:side, 0:side]
+    arr = np.stack([xs * step, ys * step, (xs * ys) % 256], -1)
+    arr = arr + rng.integers(0, noise, (side, side, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert(mode)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
+from _support import textured_image
 from PIL import Image
 
 from nectargan.config import Config
@@ -27,10 +27,7 @@ LOAD = 40
 
 def picture(seed: int, mode: str = "RGB") -> Image.Image:
     """Colourful, asymmetric and textured, so every op changes it visibly."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:LOAD, 0:LOAD]
-    arr = np.stack([xs * 6, ys * 6, (xs * ys) % 256], -1) + rng.integers(0, 40, (LOAD, LOAD, 3))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert(mode)
+    return textured_image(seed, LOAD, mode, step=6, noise=40)
 
 
 def only(name: str, **params: Any) -> AugmentConfig:

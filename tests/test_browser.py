@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _support import wait_for
+from _support import open_env_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -26,11 +26,7 @@ def test_env_page_renders_line_plot_and_image(browser, visdom_server, env_name, 
     client.image(img, win="img", env=env_name, opts={"caption": "pushed"})
     wait_for(lambda: visdom_server.window("img", env_name), 10, what="image window")
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    failed: list[str] = []
-    page.on("requestfailed", lambda r: failed.append(r.url))
-    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
-    page.goto(f"{visdom_server.url}/env/{env_name}", wait_until="load", timeout=30_000)
+    page, failed = open_env_page(browser, visdom_server, env_name, (1400, 900))
 
     page.wait_for_function(
         "() => { const p = document.querySelector('.js-plotly-plot');"

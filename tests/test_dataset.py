@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _support import textured_image
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -18,10 +19,7 @@ SIDE = 32
 
 def gradient_image(seed: int, mode: str = "RGB") -> Image.Image:
     """An asymmetric picture, so flips, crops and rotations all change it visibly."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:SIDE, 0:SIDE]
-    arr = np.stack([xs * 8, ys * 8, (xs * ys) % 256], -1) + rng.integers(0, 20, (SIDE, SIDE, 3))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert(mode)
+    return textured_image(seed, SIDE, mode, step=8, noise=20)
 
 
 def solid(value: int, mode: str = "RGB") -> Image.Image:

@@ -11,12 +11,11 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pytest
-from _support import free_port, tiny_training_config
+from _support import free_port, tiny_training_config, write_long_log
 from PIL import Image
 
 from nectargan.cli.main import main
 from nectargan.losses import LossManager, read_loss_log
-from nectargan.losses.loss_log import LossLog
 from nectargan.review import ExperimentError, ReportError, read_experiment, replay, write_report
 from nectargan.review.replay import line_body, pick_epochs
 from nectargan.review.report import ema
@@ -200,21 +199,8 @@ def test_run_without_dashboard_or_examples(tmp_path, visdom_server, env_name):
 def test_100k_point_log_replays_in_bulk(tmp_path, visdom_server, env_name):
     """Every point arrives in a handful of requests (the time it takes: bench/former_test_bounds.py)."""
     exp_dir = tmp_path / "long_v1"
-    n, per = 50_000, 10_000
-    log = LossLog(exp_dir)
-    for name, tags in (("G_L1", ["G"]), ("D_real", ["D"])):
-        log.describe_loss(name, {"tags": tags, "weight": 1.0, "schedule": None})
-    rng = np.random.default_rng(0)
-    for start in range(0, n, per):
-        steps = list(range(start, start + per))
-        cols = {
-            "epoch": [s / 1000 for s in steps],
-            "step": steps,
-            "raw": rng.random(per).tolist(),
-            "weight": [1.0] * per,
-        }
-        log.write_segment({"G_L1": cols, "D_real": dict(cols)})
-    log.write_index()
+    n = 50_000
+    write_long_log(exp_dir, n=n, per=10_000)
     exp = read_experiment(exp_dir)
     result = replay([exp], env=env_name, server="http://127.0.0.1", port=visdom_server.port)
     assert result.points == {"loss_G": {"G_L1": n}, "loss_D": {"D_real": n}}

@@ -6,7 +6,7 @@ import os
 import shutil
 
 import pytest
-from _support import tiny_training_config
+from _support import open_env_page, tiny_training_config
 
 from nectargan import run_metrics as rm
 from nectargan.trainers import Pix2pixTrainer
@@ -36,11 +36,7 @@ def test_val_metrics_and_run_info_render(browser, visdom_server, env_name, datar
     trainer.close()
     rows = rm.read_val_metrics(trainer.experiment_dir)
 
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    failed: list[str] = []
-    page.on("requestfailed", lambda r: failed.append(r.url))
-    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
-    page.goto(f"{visdom_server.url}/env/{env_name}", wait_until="load", timeout=30_000)
+    page, failed = open_env_page(browser, visdom_server, env_name, (1500, 1100))
     page.wait_for_function(
         f"() => {{ const v = ({VAL_PLOT})(); return v && v.drawn === 3; }}", timeout=30_000
     )

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from nectargan.config.section import Section
@@ -47,10 +47,15 @@ Probability = Annotated[
 ]
 
 
-def _within(pair: list, lo: float, hi: float, what: str) -> list:
-    if pair[0] < lo or pair[1] > hi:
-        raise _problem(f"expected a {what} range within [{lo}, {hi}], got {pair!r}")
-    return pair
+def _within(lo: float, hi: float, what: str) -> AfterValidator:
+    """Checks a range's ends lie in [lo, hi]; ``Annotated[Range, _within(...)]`` on a field."""
+
+    def check(pair: list) -> list:
+        if pair[0] < lo or pair[1] > hi:
+            raise _problem(f"expected a {what} range within [{lo}, {hi}], got {pair!r}")
+        return pair
+
+    return AfterValidator(check)
 
 
 class _Aug(Section):
@@ -80,12 +85,9 @@ class Rot90(_Aug):
 class Rotate(_Aug):
     """Rotate by an angle drawn from ``degrees``, before cropping so the margin hides corners."""
 
-    degrees: Range = Field([-15.0, 15.0], description="angle range in degrees, within [-180, 180]")
-
-    @field_validator("degrees")
-    @classmethod
-    def _deg(cls, v: list[float]) -> list[float]:
-        return _within(v, -180.0, 180.0, "degrees")
+    degrees: Annotated[Range, _within(-180.0, 180.0, "degrees")] = Field(
+        [-15.0, 15.0], description="angle range in degrees, within [-180, 180]"
+    )
 
 
 class Elastic(_Aug):
@@ -106,88 +108,64 @@ class Elastic(_Aug):
 class OpticalDistortion(_Aug):
     """Radial lens distortion of both images: barrel for k > 0, pincushion for k < 0."""
 
-    distort_limit: Range = Field(
+    distort_limit: Annotated[Range, _within(-1.0, 1.0, "distort_limit")] = Field(
         [-0.05, 0.05], description="range of the distortion coefficient k, within [-1, 1]"
     )
     mode: Literal["camera", "fisheye"] = Field(
         "camera", description="camera: r * (1 + k r^2); fisheye: r * (1 + k r)"
     )
 
-    @field_validator("distort_limit")
-    @classmethod
-    def _limit(cls, v: list[float]) -> list[float]:
-        return _within(v, -1.0, 1.0, "distort_limit")
-
 
 class CoarseDropout(_Aug):
     """Black out a few rectangles, at the same place in input and target (upstream's rule)."""
 
-    holes: IntRange = Field([1, 2], description="range of the number of rectangles, within [1, 64]")
-    hole_size: Range = Field(
+    holes: Annotated[IntRange, _within(1, 64, "holes")] = Field(
+        [1, 2], description="range of the number of rectangles, within [1, 64]"
+    )
+    hole_size: Annotated[Range, _within(0.0, 1.0, "hole_size")] = Field(
         [0.1, 0.2], description="range of each rectangle's side as a fraction of the image side"
     )
-
-    @field_validator("holes")
-    @classmethod
-    def _holes(cls, v: list[int]) -> list[int]:
-        return _within(v, 1, 64, "holes")
-
-    @field_validator("hole_size")
-    @classmethod
-    def _size(cls, v: list[float]) -> list[float]:
-        return _within(v, 0.0, 1.0, "hole_size")
 
 
 class ColorJitter(_Photometric):
     """Random brightness, contrast, saturation (factors) and hue (shift, fraction of a turn)."""
 
-    brightness: Range = Field([0.85, 1.15], description="brightness factor range, within [0, 4]")
-    contrast: Range = Field([0.85, 1.15], description="contrast factor range, within [0, 4]")
-    saturation: Range = Field([0.85, 1.15], description="saturation factor range, within [0, 4]")
-    hue: Range = Field([-0.05, 0.05], description="hue shift range, within [-0.5, 0.5]")
-
-    @field_validator("brightness", "contrast", "saturation")
-    @classmethod
-    def _factor(cls, v: list[float]) -> list[float]:
-        return _within(v, 0.0, 4.0, "factor")
-
-    @field_validator("hue")
-    @classmethod
-    def _hue(cls, v: list[float]) -> list[float]:
-        return _within(v, -0.5, 0.5, "hue")
+    brightness: Annotated[Range, _within(0.0, 4.0, "factor")] = Field(
+        [0.85, 1.15], description="brightness factor range, within [0, 4]"
+    )
+    contrast: Annotated[Range, _within(0.0, 4.0, "factor")] = Field(
+        [0.85, 1.15], description="contrast factor range, within [0, 4]"
+    )
+    saturation: Annotated[Range, _within(0.0, 4.0, "factor")] = Field(
+        [0.85, 1.15], description="saturation factor range, within [0, 4]"
+    )
+    hue: Annotated[Range, _within(-0.5, 0.5, "hue")] = Field(
+        [-0.05, 0.05], description="hue shift range, within [-0.5, 0.5]"
+    )
 
 
 class Gamma(_Photometric):
     """Random gamma curve ``out = in ** gamma`` on [0, 1] intensities."""
 
-    gamma: Range = Field([0.8, 1.25], description="gamma range, within [0.05, 20]")
-
-    @field_validator("gamma")
-    @classmethod
-    def _gamma(cls, v: list[float]) -> list[float]:
-        return _within(v, 0.05, 20.0, "gamma")
+    gamma: Annotated[Range, _within(0.05, 20.0, "gamma")] = Field(
+        [0.8, 1.25], description="gamma range, within [0.05, 20]"
+    )
 
 
 class Noise(_Photometric):
     """Additive Gaussian noise; std is a fraction of the full intensity range."""
 
-    std: Range = Field([0.02, 0.08], description="noise std range, within [0, 1]")
-
-    @field_validator("std")
-    @classmethod
-    def _std(cls, v: list[float]) -> list[float]:
-        return _within(v, 0.0, 1.0, "std")
+    std: Annotated[Range, _within(0.0, 1.0, "std")] = Field(
+        [0.02, 0.08], description="noise std range, within [0, 1]"
+    )
 
 
 class Blur(_Photometric):
     """Gaussian blur with a radius drawn from ``sigma``."""
 
-    sigma: Range = Field([0.5, 1.5], description="blur sigma range in pixels, within [0, 32]")
-
-    @field_validator("sigma")
-    @classmethod
-    def _sigma(cls, v: list[float]) -> list[float]:
-        return _within(v, 0.0, 32.0, "sigma")
+    sigma: Annotated[Range, _within(0.0, 32.0, "sigma")] = Field(
+        [0.5, 1.5], description="blur sigma range in pixels, within [0, 32]"
+    )
 
 
 class MotionBlur(_Photometric):
@@ -205,12 +183,9 @@ class Grayscale(_Photometric):
 class Jpeg(_Photometric):
     """Re-encode as JPEG at a quality drawn from ``quality``, adding its artefacts."""
 
-    quality: IntRange = Field([60, 95], description="JPEG quality range, within [1, 100]")
-
-    @field_validator("quality")
-    @classmethod
-    def _quality(cls, v: list[int]) -> list[int]:
-        return _within(v, 1, 100, "quality")
+    quality: Annotated[IntRange, _within(1, 100, "quality")] = Field(
+        [60, 95], description="JPEG quality range, within [1, 100]"
+    )
 
 
 GEOMETRIC = ("hflip", "vflip", "rot90", "rotate", "elastic", "optical_distortion")

@@ -284,13 +284,8 @@ def _html_list(title: str, items: Sequence[str]) -> str:
 
 
 def text_body(env: str, text: str, title: str) -> bytes:
-    msg = {
-        "eid": env,
-        "win": SUMMARY_WIN,
-        "data": [{"content": text, "type": "text"}],
-        "opts": {"title": title, "width": SUMMARY_SIZE[0], "height": SUMMARY_SIZE[1]},
-    }
-    return json.dumps(msg).encode("utf-8")
+    """The summary pane's message (the text-window body the live dashboard also posts)."""
+    return panels.text_body(env, SUMMARY_WIN, text, title, SUMMARY_SIZE)
 
 
 # -- sending ----------------------------------------------------------------------------
