@@ -74,14 +74,26 @@ def stderr_of(tmp_path) -> str:
     return (tmp_path / "stderr").read_text()
 
 
+def wait_running_past(tmp_path, proc, ckpts, epoch: int) -> None:
+    """Wait for ``epoch``'s checkpoint and check the run is still going."""
+    name = f"epoch_{epoch:04d}.pt"
+    wait_for(lambda: (ckpts / name).exists() or proc.poll() is not None, 120, what=name)
+    assert proc.poll() is None, stderr_of(tmp_path)
+
+
+def stop(proc, err) -> None:
+    """Teardown: a run the test did not end is killed; the stderr file is closed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    err.close()
+
+
 def test_full_disk_warns_once_recovers_and_keeps_checkpoints(tmp_path, small_disk, dataroot):
     proc, err, exp = start_training(tmp_path, small_disk, dataroot)
     try:
         ckpts = exp / "checkpoints"
-        wait_for(
-            lambda: (ckpts / "epoch_0002.pt").exists() or proc.poll() is not None, 120, what="ckpt"
-        )
-        assert proc.poll() is None, stderr_of(tmp_path)
+        wait_running_past(tmp_path, proc, ckpts, 2)
         filler = fill(small_disk)
         wait_for(
             lambda: "could not write checkpoint" in stderr_of(tmp_path) or proc.poll() is not None,
@@ -101,10 +113,7 @@ def test_full_disk_warns_once_recovers_and_keeps_checkpoints(tmp_path, small_dis
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
+        stop(proc, err)
     stderr = stderr_of(tmp_path)
     assert code == 143, stderr
     assert "Traceback" not in stderr
@@ -120,17 +129,11 @@ def test_three_failed_checkpoint_saves_stop_with_exit_75(tmp_path, small_disk, d
     proc, err, exp = start_training(tmp_path, small_disk, dataroot)
     try:
         ckpts = exp / "checkpoints"
-        wait_for(
-            lambda: (ckpts / "epoch_0001.pt").exists() or proc.poll() is not None, 120, what="ckpt"
-        )
-        assert proc.poll() is None, stderr_of(tmp_path)
+        wait_running_past(tmp_path, proc, ckpts, 1)
         fill(small_disk)
         code = proc.wait(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
+        stop(proc, err)
     stderr = stderr_of(tmp_path)
     assert code == 75, stderr
     assert f"{MAX_FAILED_CHECKPOINTS} checkpoint saves in a row failed" in stderr
