@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nectargan import experiment_layout as layout
+from nectargan.visualizer.visdom.exit_gate import torch_work
 from nectargan.visualizer.visdom.images import Triplet
 from nectargan.visualizer.visdom.panels import PANELS, RUN_INFO, PanelSpec
 from nectargan.visualizer.visdom.transport import Transport, TransportError
@@ -267,10 +268,12 @@ class Engine:
         Outside an outage's backoff (or with ``force``), tries the server;
         ``deadline`` (a ``clock()`` time) bounds every request. Hold io_lock.
         """
-        self._fold()
+        with torch_work():
+            self._fold()
         if not force and self._down_since is not None and self.clock() < self._retry_at:
             return False
-        self._render_images()
+        with torch_work():
+            self._render_images()
         if not self._send_windows(deadline):
             return False
         if self._save_requested or self._autosave_due():
