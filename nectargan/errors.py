@@ -55,7 +55,7 @@ class UserFileError(UserError, OSError):
 
 
 class ServerUnreachableError(ServerUserError, ConnectionError):
-    """No Visdom server answers where asked (still a ``ConnectionError`` for callers)."""
+    """No usable Visdom server where asked (still a ``ConnectionError`` for callers)."""
 
 
 @contextmanager

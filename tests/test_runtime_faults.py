@@ -95,6 +95,18 @@ def test_autostart_refuses_a_port_held_by_something_else_and_leaves_nothing(env_
     assert server.probe("127.0.0.1", port) == "free"
 
 
+def test_autostart_stops_a_server_it_started_but_cannot_use(env_name):
+    """The managed server serves no base path: the env cannot be opened under '/vis'."""
+    port = free_port()
+    with pytest.raises(ConnectionError) as caught:
+        VisdomVisualizer(env=env_name, server="http://127.0.0.2/vis", port=port, autostart=True)
+    message = str(caught.value)
+    assert f"a Visdom server was started on 127.0.0.2:{port}" in message
+    assert "so it was stopped again" in message and "leave '/vis' out" in message
+    assert server.read_record(port) is None
+    wait_for(lambda: server.probe("127.0.0.2", port) == "free", 20, what="server stopped")
+
+
 # -- 19: --login without its variables ---------------------------------------------------------
 
 

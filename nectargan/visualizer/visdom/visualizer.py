@@ -146,7 +146,7 @@ class VisdomVisualizer:
         if loopback and not autostart:
             hint += " or pass autostart=True"
         raise ConnectionError(
-            f"No Visdom server answers at {self._endpoint.url} (port {self.port}): {reason}. {hint}."
+            f"No usable Visdom server at {self._endpoint.url} (port {self.port}): {reason}. {hint}."
         )
 
     def _autostart(self, managed: Any, transport: Transport) -> None:
@@ -160,12 +160,26 @@ class VisdomVisualizer:
         _record, started = managed.start(managed.ServerOptions(port=self.port, host=bind))
         try:
             self._open_env(transport)
-        except BaseException:
+        except BaseException as exc:
             if started:
                 managed.stop(self.port)
+                if isinstance(exc, TransportError):
+                    raise managed.ServerError(self._unusable(bind, exc)) from exc
             raise
         if started and not managed.assets_present():
             print(managed.MISSING_ASSETS_LINE, file=sys.stderr)
+
+    def _unusable(self, bind: str, exc: TransportError) -> str:
+        message = (
+            f"a Visdom server was started on {bind}:{self.port}, but it did not accept the "
+            f"env ({exc}), so it was stopped again"
+        )
+        if self._endpoint.base_path:
+            message += (
+                f"; the managed server serves no base path: leave "
+                f"'{self._endpoint.base_path}' out of the server address, or start your own"
+            )
+        return message
 
     def _open_env(self, transport: Transport) -> None:
         transport.post(
