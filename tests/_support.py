@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -21,6 +22,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+LAUNCHER_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def spawn_logged(cmd: list[str], log_stem: Path, **env_extra: str) -> subprocess.Popen:
+    """``cmd`` in a session of its own (as from a terminal), output in ``<stem>.out/.err``.
+
+    Launcher variables the test runner may carry are dropped, so a child is never
+    mistaken for a rank of some other job.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS} | env_extra
+    return subprocess.Popen(
+        cmd,
+        stdout=open(f"{log_stem}.out", "w"),  # noqa: SIM115 (closed with the process)
+        stderr=open(f"{log_stem}.err", "w"),  # noqa: SIM115
+        env=env,
+        start_new_session=True,
+    )
 
 
 def wait_for(

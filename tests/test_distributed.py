@@ -17,7 +17,7 @@ import time
 
 import pytest
 import torch
-from _support import tiny_training_config, wait_for, write_config
+from _support import spawn_logged, tiny_training_config, wait_for, write_config
 
 from nectargan.cli.main import main
 from nectargan.cli.train_cmd import strip_option, torchrun_args
@@ -42,17 +42,8 @@ def tiny_config(tmp_path, dataroot, epochs=1, epochs_decay=1, **visdom) -> dict:
 
 def launch(tmp_path, *args: str, tag: str = "run") -> subprocess.Popen:
     """``python -m nectargan train --nproc 2 ...`` in its own process group, like a terminal."""
-    env = {**os.environ, RANK_DEBUG_ENV: "1"}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
     cmd = [sys.executable, "-m", "nectargan", "train", "--nproc", "2", *args]
-    return subprocess.Popen(
-        cmd,
-        stdout=open(tmp_path / f"{tag}.out", "w"),  # noqa: SIM115 (closed with the process)
-        stderr=open(tmp_path / f"{tag}.err", "w"),  # noqa: SIM115
-        env=env,
-        start_new_session=True,
-    )
+    return spawn_logged(cmd, tmp_path / tag, **{RANK_DEBUG_ENV: "1"})
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> int:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _support import free_port, tiny_training_config, wait_for, write_config
+from _support import free_port, spawn_logged, tiny_training_config, wait_for, write_config
 
 from nectargan.trainers import load_checkpoint
 from nectargan.trainers.checkpoint import list_epoch_checkpoints
@@ -25,20 +25,11 @@ LOST_PEER_BOUND_S = 60
 
 
 def launch_node(tmp_path: Path, rank: int, port: int, args: list[str], tag: str):
-    env = {**os.environ, "NECTARGAN_DIST_TIMEOUT": "30"}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
     cmd += ["--node_rank", str(rank), "--nproc_per_node", "1"]
     cmd += ["--master_addr", "127.0.0.1", "--master_port", str(port)]
     cmd += ["-m", "nectargan", "train", *args]
-    return subprocess.Popen(
-        cmd,
-        stdout=open(tmp_path / f"{tag}{rank}.out", "w"),  # noqa: SIM115 (closed with the process)
-        stderr=open(tmp_path / f"{tag}{rank}.err", "w"),  # noqa: SIM115
-        env=env,
-        start_new_session=True,
-    )
+    return spawn_logged(cmd, tmp_path / f"{tag}{rank}", NECTARGAN_DIST_TIMEOUT="30")
 
 
 def tree(pid: int) -> list[int]:
