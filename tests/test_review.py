@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pytest
-from _support import free_port, tiny_training_config, write_long_log
+from _support import free_port, local_refs, tiny_training_config, write_long_log
 from PIL import Image
 
 from nectargan.cli.main import main
@@ -295,37 +293,6 @@ def test_helpers():
 
 
 # -- report ---------------------------------------------------------------------------------
-
-
-class _Refs(HTMLParser):
-    """Every URL the page would load or link to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.refs: list[str] = []
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.add(tag)
-        self.refs += [v for k, v in attrs if k in ("src", "href", "srcset", "data") and v]
-
-
-def local_refs(html_path: Path) -> list[Path]:
-    """The files the page references; fails on anything that is not a relative local path."""
-    parser = _Refs()
-    text = html_path.read_text(encoding="utf-8")
-    parser.feed(text)
-    assert not parser.tags & {"script", "link", "iframe", "object"}
-    assert "url(" not in text and "@import" not in text  # no CSS-loaded resources
-    paths = []
-    for ref in parser.refs:
-        parts = urlsplit(ref)
-        assert not parts.scheme and not parts.netloc and not ref.startswith("/"), ref
-        path = (html_path.parent / unquote(parts.path)).resolve()
-        assert path.is_relative_to(html_path.parent.resolve()), ref
-        assert path.is_file(), ref
-        paths.append(path)
-    return paths
 
 
 def test_report_is_self_contained_with_pngs(run_dir, tmp_path):
