@@ -147,6 +147,17 @@ def test_compare_runs_one_series_per_run_and_loss(run_dir, crashed_dir, visdom_s
     assert set(d) == {f"{r}/{n}" for r in ("tiny_v1", "crashy_v1") for n in ("D_real", "D_fake")}
     assert visdom_server.window("examples", env_name) is None  # a comparison is about losses
     assert "stopped early" in visdom_server.window("summary", env_name)["content"]
+    val = visdom_server.line_series("val_metrics", env_name)
+    for exp_dir, label in ((run_dir, "tiny_v1"), (crashed_dir, "crashy_v1")):
+        rows = json.loads((exp_dir / "val_metrics.json").read_text())["rows"]
+        for metric in ("L1", "PSNR", "SSIM"):
+            assert len(val[f"{label}/{metric}"][0]) == len(rows)
+    assert len(val["tiny_v1/L1"][0]) == 2 and len(val["crashy_v1/L1"][0]) == 1
+    pane = visdom_server.window("comparison", env_name)["content"]
+    assert "1 of 2 (stopped)" in pane and "2 of 2" in pane
+    for key in ("common.experiment_name", "dataloader.dataroot"):
+        assert key in pane
+    assert "train.epochs<" not in pane and "train.generator.features" not in pane  # equal
 
 
 def test_crashed_run_with_truncated_segment_replays_what_it_has(
@@ -311,6 +322,24 @@ def test_report_is_self_contained_with_pngs(run_dir, tmp_path):
     for needle in ("Generator Loss", "Epoch 2", "psnr", "completed: 2 of 2", "EMA smoothing 0.9"):
         assert needle in text
     assert "&quot;experiment_name&quot;: &quot;tiny&quot;" in text
+
+
+def test_comparison_report_of_real_runs_is_self_contained(run_dir, crashed_dir, tmp_path):
+    from nectargan.review import write_comparison
+
+    exps = [read_experiment(run_dir), read_experiment(crashed_dir)]
+    result = write_comparison(exps, tmp_path / "cmp", smooth=0.9)
+    refs = local_refs(result.html)
+    reports = [p for p in refs if p.suffix == ".html"]
+    assert [p.parent.name for p in reports] == ["tiny_v1", "crashy_v1"]
+    for report in reports:
+        assert len(local_refs(report)) >= 4  # each run's own page: loss plots, examples...
+    # 4 loss plots, validation, the latest 2 examples of each run
+    assert sum(p.parent.name == "assets" for p in refs) == 4 + 1
+    assert sum(p.parent.parent.name == "examples" for p in refs) == 2 + 2
+    text = result.html.read_text()
+    for needle in ("1 of 2 (stopped)", "2 of 2", "dataloader.dataroot", "final G_L1"):
+        assert needle in text
 
 
 def test_report_of_crashed_run_says_what_it_skipped(run_dir, tmp_path, capsys):

@@ -432,7 +432,8 @@ def _send_comparison(
     else:
         result.notes.append(f"{spec.win}: no run recorded validation (val_metrics.json)")
     text = comparison_html(summaries, compare.config_differences(experiments))
-    body = panels.text_body(env, layout.COMPARISON_WINDOW, text, "Runs compared", COMPARISON_SIZE)
+    title = "Best epochs and config differences"
+    body = panels.text_body(env, layout.COMPARISON_WINDOW, text, title, COMPARISON_SIZE)
     sender.post("events", body)
 
 
