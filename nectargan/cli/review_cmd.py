@@ -124,6 +124,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"  examples: {len(epochs)} epoch(s), {epochs[0]}..{epochs[-1]} (slider)")
     mb = result.bytes_sent / 1e6
     print(f"  sent {result.requests} requests, {mb:.1f} MB in {result.seconds:.2f} s")
+    _print_comparison(experiments)
     _print_skipped(experiments, result.notes)
     return 0
 
@@ -152,8 +153,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         result = write_comparison(experiments, args.out, **options)
     print(f"report written: {result.html} ({len(result.images)} images)")
+    _print_comparison(experiments)
     _print_skipped(experiments, result.notes)
     return 0
+
+
+def _print_comparison(experiments: list[Any]) -> None:
+    """With several runs, one line each: best epoch and metrics, epochs done, speed."""
+    if len(experiments) < 2:
+        return
+    from nectargan.review import compare
+    from nectargan.review.replay import run_labels
+
+    for summary in compare.summarize(experiments, run_labels(experiments)):
+        print(f"  {compare.summary_line(summary)}")
+    differing = [key for key, _ in compare.config_differences(experiments)]
+    print(f"  config keys that differ: {', '.join(differing) if differing else 'none'}")
 
 
 def _print_skipped(experiments: list[Any], notes: list[str]) -> None:

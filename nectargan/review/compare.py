@@ -130,9 +130,10 @@ def final_losses(exp: Experiment) -> dict[str, float]:
     """Each loss's mean weighted value over the last epoch it logged (one step is too noisy)."""
     out = {}
     for name, series in exp.losses.items():
-        if not len(series):
+        epochs = series.epoch[np.isfinite(series.epoch)]
+        if not epochs.size:
             continue
-        last = math.floor(float(np.nanmax(series.epoch)))
+        last = math.floor(float(epochs.max()))
         values = series.weighted[np.floor(series.epoch) == last]
         finite = values[np.isfinite(values)]
         if finite.size:
@@ -167,6 +168,17 @@ def missing_validation(summaries: Sequence[RunSummary]) -> list[str]:
         for s in summaries
         if not s.exp.val_metrics
     ]
+
+
+def summary_line(s: RunSummary) -> str:
+    """One terminal line per run, for the commands' output."""
+    if s.best:
+        metrics = ", ".join(f"{name} {fmt(s.metric(key))}" for name, key in VAL_COLUMNS.items())
+        best = f"best epoch {s.best['epoch']} (val {metrics})"
+    else:
+        best = "no validation"
+    speed = f"{fmt(s.images_per_s, 3)} images/s" if s.images_per_s is not None else "speed unknown"
+    return f"{s.label}: {best}; {s.epochs_text} epochs; {speed}"
 
 
 # -- validation curves ------------------------------------------------------------------------
