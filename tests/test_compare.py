@@ -136,12 +136,17 @@ def test_replay_overlays_validation_and_tabulates_differences(
     assert "config keys that differ: common.experiment_name, train.epochs, train.lr_initial" in out
 
 
-def test_the_same_directory_twice_is_refused(runs, capsys):
+def test_the_same_directory_twice_is_refused(runs, tmp_path, capsys):
     again = runs[0].parent / "." / runs[0].name
-    for argv in (["replay", str(runs[0]), str(again)], ["report", str(runs[0]), str(runs[0])]):
-        assert main([*argv, "--output", "/tmp/x"] if argv[0] == "report" else argv) == 2
+    out = ["--output", str(tmp_path / "cmp")]
+    for argv in (
+        ["replay", str(runs[0]), str(again)],
+        ["report", str(runs[0]), str(runs[0]), *out],
+    ):
+        assert main(argv) == 2
         err = capsys.readouterr().err
         assert repr(str(runs[0])) in err and "given twice" in err
+    assert not (tmp_path / "cmp").exists()  # refused before anything is written
     with pytest.raises(CompareError, match="given twice"):
         read_experiments([runs[1], runs[1]])
 

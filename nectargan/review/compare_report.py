@@ -69,12 +69,12 @@ def write_comparison(
     result = ReportResult(html=out / "index.html")
     summaries = compare.summarize(experiments, run_labels(experiments))
     folders = run_folders(summaries)
-    links = {
-        i: _run_report(s, out / RUNS_DIR / folders[i], smooth, log_scale, max_image_epochs, result)
-        for i, s in enumerate(summaries)
-    }
+    links = [
+        _run_report(s, out / RUNS_DIR / folder, smooth, log_scale, max_image_epochs, result)
+        for s, folder in zip(summaries, folders, strict=True)
+    ]
     sections = [
-        _runs_section(summaries, out, links, result),
+        _runs_section(summaries, out, links),
         _losses_section(summaries, out, smooth, log_scale, result),
         _validation_section(summaries, out, result),
         _config_section(summaries),
@@ -118,9 +118,7 @@ def _run_report(
 # -- sections ---------------------------------------------------------------------------------
 
 
-def _runs_section(
-    summaries: Sequence[RunSummary], out: Path, links: dict[int, Path | str], result: ReportResult
-) -> str:
+def _runs_section(summaries: Sequence[RunSummary], out: Path, links: list[Path | str]) -> str:
     """The table a choice starts from: best epoch and metrics, final losses, speed."""
     losses = compare.loss_names(summaries)
     best = compare.best_runs(summaries)
@@ -145,7 +143,7 @@ def _runs_section(
     notes = compare.missing_validation(summaries)
     notes += [f"{s.label}: {p}" for s in summaries for p in s.exp.problems]
     notes += [
-        f"{s.label}: {why}" for i, s in enumerate(summaries) if isinstance(why := links[i], str)
+        f"{s.label}: {why}" for s, why in zip(summaries, links, strict=True) if isinstance(why, str)
     ]
     if notes:
         parts.append(_list("Notes (missing or unreadable pieces)", notes, "warn"))
