@@ -130,9 +130,9 @@ def test_replay_overlays_validation_and_tabulates_differences(
     assert "note: c_v1: no validation recorded" in out
     assert "val_metrics: a_v1/L1 3, b_v1/L1 2, a_v1/PSNR 3" in out
     assert (
-        "  a_v1: best epoch 2 (val L1 0.3001, PSNR 20, SSIM 0.5); 3 of 3 epochs; 8 images/s" in out
+        "  a_v1: best epoch 2 (val L1 0.3001, PSNR 20, SSIM 0.5); epochs 3 of 3; 8 images/s" in out
     )
-    assert "  c_v1: no validation; 2 of 2 epochs" in out
+    assert "  c_v1: no validation; epochs 2 of 2" in out
     assert "config keys that differ: common.experiment_name, train.epochs, train.lr_initial" in out
 
 

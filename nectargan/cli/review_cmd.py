@@ -57,6 +57,7 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         "--output",
         dest="out",
+        metavar="DIR",
         type=Path,
         default=None,
         help="output folder (default: EXPERIMENT_DIR/report; required with several runs)",

@@ -178,7 +178,7 @@ def summary_line(s: RunSummary) -> str:
     else:
         best = "no validation"
     speed = f"{fmt(s.images_per_s, 3)} images/s" if s.images_per_s is not None else "speed unknown"
-    return f"{s.label}: {best}; {s.epochs_text} epochs; {speed}"
+    return f"{s.label}: {best}; epochs {s.epochs_text}; {speed}"
 
 
 # -- validation curves ------------------------------------------------------------------------
