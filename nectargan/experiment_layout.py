@@ -103,6 +103,7 @@ LOSS_WINDOW_D = "loss_D"
 IMAGE_GRID_WINDOW = "comparison_grid"
 EXAMPLES_WINDOW = "examples"
 SUMMARY_WINDOW = "summary"
+COMPARISON_WINDOW = "comparison"  # `nectargan replay A B`: best epochs, config differences
 LOSS_TITLES = {"G": "Generator Loss", "D": "Discriminator Loss"}
 LOSS_XLABEL = "Iterations"
 LOSS_YLABEL = "Loss"

@@ -8,8 +8,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from PIL import Image
@@ -241,3 +243,34 @@ def textured_image(seed: int, side: int, mode: str = "RGB", step: int = 8, noise
     arr = np.stack([xs * step, ys * step, (xs * ys) % 256], -1)
     arr = arr + rng.integers(0, noise, (side, side, 3))
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert(mode)
+
+
+class _Refs(HTMLParser):
+    """Every URL the page would load or link to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.refs += [v for k, v in attrs if k in ("src", "href", "srcset", "data") and v]
+
+
+def local_refs(html_path: Path) -> list[Path]:
+    """The files the page references; fails on anything that is not a relative local path."""
+    parser = _Refs()
+    text = html_path.read_text(encoding="utf-8")
+    parser.feed(text)
+    assert not parser.tags & {"script", "link", "iframe", "object"}
+    assert "url(" not in text and "@import" not in text  # no CSS-loaded resources
+    paths = []
+    for ref in parser.refs:
+        parts = urlsplit(ref)
+        assert not parts.scheme and not parts.netloc and not ref.startswith("/"), ref
+        path = (html_path.parent / unquote(parts.path)).resolve()
+        assert path.is_relative_to(html_path.parent.resolve()), ref
+        assert path.is_file(), ref
+        paths.append(path)
+    return paths

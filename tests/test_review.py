@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pytest
-from _support import free_port, tiny_training_config, write_long_log
+from _support import free_port, local_refs, tiny_training_config, write_long_log
 from PIL import Image
 
 from nectargan.cli.main import main
@@ -149,6 +147,17 @@ def test_compare_runs_one_series_per_run_and_loss(run_dir, crashed_dir, visdom_s
     assert set(d) == {f"{r}/{n}" for r in ("tiny_v1", "crashy_v1") for n in ("D_real", "D_fake")}
     assert visdom_server.window("examples", env_name) is None  # a comparison is about losses
     assert "stopped early" in visdom_server.window("summary", env_name)["content"]
+    val = visdom_server.line_series("val_metrics", env_name)
+    for exp_dir, label in ((run_dir, "tiny_v1"), (crashed_dir, "crashy_v1")):
+        rows = json.loads((exp_dir / "val_metrics.json").read_text())["rows"]
+        for metric in ("L1", "PSNR", "SSIM"):
+            assert len(val[f"{label}/{metric}"][0]) == len(rows)
+    assert len(val["tiny_v1/L1"][0]) == 2 and len(val["crashy_v1/L1"][0]) == 1
+    pane = visdom_server.window("comparison", env_name)["content"]
+    assert "1 of 2 (stopped)" in pane and "2 of 2" in pane
+    for key in ("common.experiment_name", "dataloader.dataroot"):
+        assert key in pane
+    assert "train.epochs<" not in pane and "train.generator.features" not in pane  # equal
 
 
 def test_crashed_run_with_truncated_segment_replays_what_it_has(
@@ -297,37 +306,6 @@ def test_helpers():
 # -- report ---------------------------------------------------------------------------------
 
 
-class _Refs(HTMLParser):
-    """Every URL the page would load or link to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.refs: list[str] = []
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.add(tag)
-        self.refs += [v for k, v in attrs if k in ("src", "href", "srcset", "data") and v]
-
-
-def local_refs(html_path: Path) -> list[Path]:
-    """The files the page references; fails on anything that is not a relative local path."""
-    parser = _Refs()
-    text = html_path.read_text(encoding="utf-8")
-    parser.feed(text)
-    assert not parser.tags & {"script", "link", "iframe", "object"}
-    assert "url(" not in text and "@import" not in text  # no CSS-loaded resources
-    paths = []
-    for ref in parser.refs:
-        parts = urlsplit(ref)
-        assert not parts.scheme and not parts.netloc and not ref.startswith("/"), ref
-        path = (html_path.parent / unquote(parts.path)).resolve()
-        assert path.is_relative_to(html_path.parent.resolve()), ref
-        assert path.is_file(), ref
-        paths.append(path)
-    return paths
-
-
 def test_report_is_self_contained_with_pngs(run_dir, tmp_path):
     result = write_report(read_experiment(run_dir), tmp_path / "rep", smooth=0.9, log_scale=True)
     assert result.html.is_file()
@@ -344,6 +322,24 @@ def test_report_is_self_contained_with_pngs(run_dir, tmp_path):
     for needle in ("Generator Loss", "Epoch 2", "psnr", "completed: 2 of 2", "EMA smoothing 0.9"):
         assert needle in text
     assert "&quot;experiment_name&quot;: &quot;tiny&quot;" in text
+
+
+def test_comparison_report_of_real_runs_is_self_contained(run_dir, crashed_dir, tmp_path):
+    from nectargan.review import write_comparison
+
+    exps = [read_experiment(run_dir), read_experiment(crashed_dir)]
+    result = write_comparison(exps, tmp_path / "cmp", smooth=0.9)
+    refs = local_refs(result.html)
+    reports = [p for p in refs if p.suffix == ".html"]
+    assert [p.parent.name for p in reports] == ["tiny_v1", "crashy_v1"]
+    for report in reports:
+        assert len(local_refs(report)) >= 4  # each run's own page: loss plots, examples...
+    # 4 loss plots, validation, the latest 2 examples of each run
+    assert sum(p.parent.name == "assets" for p in refs) == 4 + 1
+    assert sum(p.parent.parent.name == "examples" for p in refs) == 2 + 2
+    text = result.html.read_text()
+    for needle in ("1 of 2 (stopped)", "2 of 2", "dataloader.dataroot", "final G_L1"):
+        assert needle in text
 
 
 def test_report_of_crashed_run_says_what_it_skipped(run_dir, tmp_path, capsys):

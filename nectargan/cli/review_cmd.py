@@ -22,7 +22,9 @@ def _register_replay(subparsers: argparse._SubParsersAction) -> None:
         "replay",
         help="rebuild a run's loss graphs, example triplets and summary in a Visdom env",
         description="Replay one run (losses, examples per epoch, config and timing) into a "
-        "Visdom env, or several runs' losses into one env to compare them.",
+        "Visdom env, or several runs into one env to compare them: their losses and "
+        "validation metrics overlaid, and a table of each run's best epoch, speed and the "
+        "config keys that differ.",
     )
     p.add_argument("experiments", nargs="+", type=Path, metavar="EXPERIMENT_DIR")
     p.add_argument(
@@ -44,13 +46,21 @@ def _register_replay(subparsers: argparse._SubParsersAction) -> None:
 def _register_report(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report",
-        help="write a static HTML report (loss curves, examples, test metrics, config)",
+        help="write a static HTML report of a run, or a comparison page of several",
         description="Write an offline HTML page about one run: PNG loss curves, the example "
-        "triplets per epoch, test metrics and the effective config.",
+        "triplets per epoch, test metrics and the effective config. With several runs, a "
+        "comparison page (best epochs, overlaid curves, config differences, latest examples) "
+        "linking a single-run report of each.",
     )
-    p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    p.add_argument("experiments", nargs="+", type=Path, metavar="EXPERIMENT_DIR")
     p.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: EXPERIMENT_DIR/report)"
+        "--out",
+        "--output",
+        dest="out",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="output folder (default: EXPERIMENT_DIR/report; required with several runs)",
     )
     p.add_argument(
         "--smooth",
@@ -89,13 +99,13 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from nectargan.review.experiment_reader import read_experiment
+    from nectargan.review.compare import read_experiments
     from nectargan.review.replay import replay
 
     _check_options(args)
     if args.env is not None and not args.env.strip():
         raise ConfigUserError(f"--env must be a non-empty name, got {args.env!r}")
-    experiments = [read_experiment(path) for path in args.experiments]
+    experiments = read_experiments(args.experiments)
     result = replay(
         experiments,
         env=args.env,
@@ -115,26 +125,51 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"  examples: {len(epochs)} epoch(s), {epochs[0]}..{epochs[-1]} (slider)")
     mb = result.bytes_sent / 1e6
     print(f"  sent {result.requests} requests, {mb:.1f} MB in {result.seconds:.2f} s")
+    _print_comparison(experiments)
     _print_skipped(experiments, result.notes)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nectargan.review.experiment_reader import read_experiment
-    from nectargan.review.report import write_report
+    from nectargan.review.compare import read_experiments
 
     _check_options(args)
-    exp = read_experiment(args.experiment)
-    result = write_report(
-        exp,
-        args.out,
-        smooth=args.smooth,
-        log_scale=args.log_scale,
-        max_image_epochs=args.max_image_epochs,
-    )
+    if len(args.experiments) > 1 and args.out is None:
+        raise ConfigUserError(
+            f"a report of {len(args.experiments)} runs needs --output DIR: the folder to write "
+            "the comparison page into (a new or empty one, or an earlier report's)"
+        )
+    experiments = read_experiments(args.experiments)
+    options = {
+        "smooth": args.smooth,
+        "log_scale": args.log_scale,
+        "max_image_epochs": args.max_image_epochs,
+    }
+    if len(experiments) == 1:
+        from nectargan.review.report import write_report
+
+        result = write_report(experiments[0], args.out, **options)
+    else:
+        from nectargan.review.compare_report import write_comparison
+
+        result = write_comparison(experiments, args.out, **options)
     print(f"report written: {result.html} ({len(result.images)} images)")
-    _print_skipped([exp], result.notes)
+    _print_comparison(experiments)
+    _print_skipped(experiments, result.notes)
     return 0
+
+
+def _print_comparison(experiments: list[Any]) -> None:
+    """With several runs, one line each: best epoch and metrics, epochs done, speed."""
+    if len(experiments) < 2:
+        return
+    from nectargan.review import compare
+    from nectargan.review.replay import run_labels
+
+    for summary in compare.summarize(experiments, run_labels(experiments)):
+        print(f"  {compare.summary_line(summary)}")
+    differing = [key for key, _ in compare.config_differences(experiments)]
+    print(f"  config keys that differ: {', '.join(differing) if differing else 'none'}")
 
 
 def _print_skipped(experiments: list[Any], notes: list[str]) -> None:

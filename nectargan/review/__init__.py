@@ -3,6 +3,8 @@
 * :func:`read_experiment`: an experiment directory as one plain structure.
 * :func:`replay`: its loss graphs, example triplets and summary into a Visdom env.
 * :func:`write_report`: a static, offline HTML page with PNG loss curves.
+* :func:`write_comparison`: one offline page comparing several runs
+  (nectargan/review/compare.py holds what it shares with a multi-run replay).
 
 Command line: ``nectargan replay`` and ``nectargan report`` (docs/review.md).
 The report's names are imported on first use, so a replay never pays for
@@ -19,7 +21,12 @@ from typing import Any
 from nectargan.review.experiment_reader import Experiment, ExperimentError, read_experiment
 from nectargan.review.replay import ReplayResult, replay
 
-_LAZY = {"ReportError", "ReportResult", "write_report"}
+_LAZY = {
+    "ReportError": "nectargan.review.report",
+    "ReportResult": "nectargan.review.report",
+    "write_report": "nectargan.review.report",
+    "write_comparison": "nectargan.review.compare_report",
+}
 
 __all__ = [
     "Experiment",
@@ -29,6 +36,7 @@ __all__ = [
     "ReportResult",
     "read_experiment",
     "replay",
+    "write_comparison",
     "write_report",
 ]
 
@@ -36,4 +44,4 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'nectargan.review' has no attribute {name!r}")
-    return getattr(importlib.import_module("nectargan.review.report"), name)
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -14,6 +14,10 @@ What is sent, per env:
   live per-epoch windows, rebuilt from ``val_metrics.json``,
   ``epoch_stats.json`` and ``run_info.json`` by the same code the live
   dashboard uses (nectargan/visualizer/visdom/panels.py), so they look the same.
+* several runs: ``val_metrics`` overlays every run's L1, PSNR and SSIM (series
+  ``<run>/L1``..., one colour and legend group per run), and ``comparison``
+  tabulates each run's best epoch, its metrics, epochs done, images/s and the
+  config keys that differ between the runs (nectargan/review/compare.py).
 
 Why one request per line window: Visdom's ``update``/append path deep-copies
 and JSON-diffs the whole pane on every call, so appending in chunks gets
@@ -42,6 +46,7 @@ from PIL import Image
 
 from nectargan import experiment_layout as layout
 from nectargan.errors import ServerUnreachableError
+from nectargan.review import compare
 from nectargan.review.experiment_reader import (
     ExampleEpoch,
     Experiment,
@@ -60,6 +65,7 @@ DEFAULT_MAX_IMAGE_EPOCHS = 50
 DEFAULT_TIMEOUT = 60.0
 MIN_IMAGE_WIDTH = 384
 SUMMARY_SIZE = (520, 420)  # px; Visdom's default text pane is too small for a config
+COMPARISON_SIZE = (680, 420)
 
 
 @dataclass
@@ -326,6 +332,7 @@ def replay(
     """
     if not experiments:
         raise ValueError("replay needs at least one experiment directory")
+    compare.check_distinct(experiments)
     env = env or default_env(experiments)
     sender = Sender(server, port, timeout)
     result = ReplayResult(env=env, url=f"{sender.endpoint.url}/env/{quote(env, safe='')}")
@@ -336,6 +343,8 @@ def replay(
         if len(experiments) == 1:
             _send_panels(sender, env, experiments[0], result)
             _send_examples(sender, env, experiments[0], max_image_epochs, result)
+        else:
+            _send_comparison(sender, env, experiments, result)
         title = "Run summary" if len(experiments) == 1 else "Runs compared"
         sender.post("events", text_body(env, summary_html(experiments, result.notes), title))
         sender.post("save", {"data": [env]})
@@ -405,3 +414,98 @@ def _send_examples(
     for epoch, endpoint, body in image_bodies(env, chosen, result.notes):
         sender.post(endpoint, body)
         result.image_epochs.append(epoch)
+
+
+# -- several runs -----------------------------------------------------------------------------
+
+
+def _send_comparison(
+    sender: Sender, env: str, experiments: Sequence[Experiment], result: ReplayResult
+) -> None:
+    """Every run's validation curves in one window, and the comparison table pane."""
+    summaries = compare.summarize(experiments, run_labels(experiments))
+    spec, points, styles = val_comparison(summaries)
+    result.notes.extend(compare.missing_validation(summaries))
+    if points:
+        sender.post("events", panels.panel_body(env, spec, points, styles))
+        result.points[spec.win] = {name: len(xs) for name, (xs, _) in points.items()}
+    else:
+        result.notes.append(f"{spec.win}: no run recorded validation (val_metrics.json)")
+    text = comparison_html(summaries, compare.config_differences(experiments))
+    title = "Best epochs and config differences"
+    body = panels.text_body(env, layout.COMPARISON_WINDOW, text, title, COMPARISON_SIZE)
+    sender.post("events", body)
+
+
+def val_comparison(
+    summaries: Sequence[compare.RunSummary],
+) -> tuple[panels.PanelSpec, dict[str, tuple[list, list]], dict[str, dict[str, Any]]]:
+    """The ``val_metrics`` window over runs: spec, ``<run>/<metric>`` points, per-run styles."""
+    overlay = compare.val_overlay(summaries)
+    panes, points, styles = [], {}, {}
+    for pane, series in overlay:
+        metric = pane.series[0]
+        names = []
+        for i, xy in series.items():
+            label = summaries[i].label
+            name = f"{label}/{metric}"
+            color = compare.RUN_COLORS[i % len(compare.RUN_COLORS)]
+            points[name] = xy
+            styles[name] = {
+                "legendgroup": label,
+                "line": {"color": color},
+                "marker": {"color": color},
+            }
+            names.append(name)
+        panes.append(panels.Pane(pane.ylabel, tuple(names)))
+    spec = panels.PanelSpec(panels.VAL_METRICS.win, panels.VAL_METRICS.title, tuple(panes))
+    return spec, points, styles
+
+
+_CELL = "style='border:1px solid #ccc;padding:2px 6px;text-align:right'"
+
+
+def comparison_html(
+    summaries: Sequence[compare.RunSummary], differences: Sequence[tuple[str, list[str]]]
+) -> str:
+    """The ``comparison`` pane: one row per run, then the config keys that differ."""
+    best = compare.best_runs(summaries)
+    head = ["run", "epochs", "best epoch", "val L1", "PSNR dB", "SSIM", "images/s"]
+    rows = []
+    for i, s in enumerate(summaries):
+        cells = [
+            html.escape(s.label),
+            html.escape(s.epochs_text),
+            str(s.best["epoch"]) if s.best else "-",
+            *(
+                _bold(compare.fmt(s.metric(k)), i in best.get(k, ()))
+                for k in ("l1", "psnr", "ssim")
+            ),
+            compare.fmt(s.images_per_s, 3),
+        ]
+        rows.append(cells)
+    parts = ["<b>Best validation epoch per run</b> (bold: best of the runs)", _table(head, rows)]
+    notes = compare.missing_validation(summaries)
+    if notes:
+        parts.append(_html_list("No validation", notes))
+    parts.append(_differences_html([s.label for s in summaries], differences))
+    return "\n".join(parts)
+
+
+def _differences_html(labels: Sequence[str], differences: Sequence[tuple[str, list[str]]]) -> str:
+    if not differences:
+        return "<p><b>Config</b>: no key differs between the runs.</p>"
+    rows = [[html.escape(key), *map(html.escape, values)] for key, values in differences]
+    title = f"<b>Config keys that differ</b> ({len(differences)}; all others are equal)"
+    return title + _table(["key", *map(html.escape, labels)], rows)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A small bordered table; cells are already escaped."""
+    th = "".join(f"<th {_CELL}>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td {_CELL}>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table style='border-collapse:collapse;font-size:13px'><tr>{th}</tr>{body}</table>"
+
+
+def _bold(text: str, bold: bool) -> str:
+    return f"<b>{text}</b>" if bold else text

@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,24 +93,31 @@ def plot_losses(
     path: Path,
     smooth: float = 0.0,
     log_scale: bool = False,
+    labels: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
 ) -> list[str]:
-    """Write one PNG of ``series`` (weighted, as graphed live); return caveats for the caption."""
+    """Write one PNG of ``series`` (weighted, as graphed live); return caveats for the caption.
+
+    ``labels`` and ``colors`` (default: the loss names, C0, C1, ...) let a
+    comparison name each line by its run and keep a run's colour across plots.
+    """
     fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     notes = []
     for i, s in enumerate(series):
-        color = f"C{i % 10}"
+        color = colors[i] if colors else f"C{i % 10}"
+        label = labels[i] if labels else s.name
         y = s.weighted
         if smooth > 0:
             ax.plot(s.epoch, y, color=color, alpha=0.25, linewidth=0.8)
-            ax.plot(s.epoch, ema(y, smooth), color=color, linewidth=1.6, label=s.name)
+            ax.plot(s.epoch, ema(y, smooth), color=color, linewidth=1.6, label=label)
         else:
-            ax.plot(s.epoch, y, color=color, linewidth=1.2, label=s.name)
+            ax.plot(s.epoch, y, color=color, linewidth=1.2, label=label)
         if log_scale and np.any(y[np.isfinite(y)] <= 0):
-            notes.append(f"{s.name}: values <= 0 not shown on the log scale")
+            notes.append(f"{label}: values <= 0 not shown on the log scale")
         gaps = int(np.count_nonzero(~np.isfinite(y)))
         if gaps:
-            notes.append(f"{s.name}: {gaps} non-finite value(s) shown as gaps")
+            notes.append(f"{label}: {gaps} non-finite value(s) shown as gaps")
     if log_scale:
         ax.set_yscale("log", nonpositive="mask")
     ax.set_title(title)
@@ -200,15 +207,22 @@ def _losses_section(
 
 
 def plot_panes(
-    title: str, panes: Sequence[tuple[str, dict[str, tuple[list, list]]]], path: Path
+    title: str,
+    panes: Sequence[tuple[str, dict[str, tuple[list, list]]]],
+    path: Path,
+    colors: Mapping[str, str] | None = None,
 ) -> None:
-    """Stacked panes sharing the epoch axis, one y axis each (as the live panel windows)."""
+    """Stacked panes sharing the epoch axis, one y axis each (as the live panel windows).
+
+    ``colors`` maps a series name to its colour (a comparison's run colours).
+    """
     fig = Figure(figsize=(10, 2.2 * len(panes) + 0.6), dpi=100, layout="constrained")
     axes = fig.subplots(len(panes), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (ylabel, series) in zip(axes, panes, strict=True):
         for i, (name, (xs, ys)) in enumerate(series.items()):
             y = np.array([np.nan if v is None else v for v in ys], dtype=float)
-            ax.plot(xs, y, marker="o", markersize=3, color=f"C{i % 10}", label=name)
+            color = (colors or {}).get(name, f"C{i % 10}")
+            ax.plot(xs, y, marker="o", markersize=3, color=color, label=name)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best")
@@ -368,12 +382,17 @@ text-align:right}.warn li{color:#a40}.small{font-size:.85em;color:#555}
 
 
 def _page(exp: Experiment, sections: list[str]) -> str:
+    return page(exp.name, "NectarGAN experiment report", sections)
+
+
+def page(title: str, kind: str, sections: list[str], style: str = "") -> str:
+    """The whole document: inline CSS only, so it opens offline."""
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         '<meta name="generator" content="nectargan report">'
-        f"<title>{_e(exp.name)} - NectarGAN report</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{_e(exp.name)}</h1><p class='small'>NectarGAN experiment report, made {made}</p>\n"
+        f"<title>{_e(title)} - NectarGAN report</title><style>{_STYLE}{style}</style></head><body>"
+        f"<h1>{_e(title)}</h1><p class='small'>{_e(kind)}, made {made}</p>\n"
         + "\n".join(sections)
         + "\n</body></html>\n"
     )

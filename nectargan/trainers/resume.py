@@ -20,6 +20,7 @@ from typing import Any
 
 from nectargan.errors import ConfigUserError
 from nectargan.trainers import checkpoint as ckpt
+from nectargan.utils.mapping import flatten
 
 # Dotted keys (or prefixes ending in '.') that may change when a run is resumed.
 RESUMABLE = (
@@ -37,18 +38,6 @@ RESUMABLE = (
 )
 # Keys whose values shape the networks' weights: a mismatch names these, not state_dict keys.
 ARCHITECTURE = ("train.generator.", "train.discriminator.", "dataloader.channels")
-
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}``."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, f"{path}."))
-        else:
-            out[path] = value
-    return out
 
 
 def _matches(key: str, patterns: tuple[str, ...]) -> bool:

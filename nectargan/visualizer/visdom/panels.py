@@ -114,8 +114,17 @@ def _json_number(value: float | None) -> str:
     return repr(float(value))
 
 
-def panel_body(env: str, spec: PanelSpec, points: Points) -> bytes:
-    """The whole window as one ``/events`` message: one trace per series that has points."""
+def panel_body(
+    env: str,
+    spec: PanelSpec,
+    points: Points,
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+) -> bytes:
+    """The whole window as one ``/events`` message: one trace per series that has points.
+
+    ``styles`` adds Plotly trace keys per series name (a comparison gives each
+    run one colour and legend group across the panes).
+    """
     names = [name for name in spec.series if name in points and len(points[name][0])]
     head = {
         "eid": env,
@@ -137,7 +146,11 @@ def panel_body(env: str, spec: PanelSpec, points: Points) -> bytes:
             f'{{"x":[{",".join(_json_number(x) for x in xs)}],'
             f'"y":[{",".join(_json_number(y) for y in ys)}],'
             f'"name":{json.dumps(name)},"type":"scatter","mode":"lines+markers",'
-            f'"yaxis":"{_axis_ref(spec.pane_of(name))}","xaxis":"x"}}'
+            f'"yaxis":"{_axis_ref(spec.pane_of(name))}","xaxis":"x"'
+            + "".join(
+                f",{json.dumps(k)}:{json.dumps(v)}" for k, v in (styles or {}).get(name, {}).items()
+            )
+            + "}"
         )
     return (json.dumps(head)[:-1] + ',"data":[' + ",".join(traces) + "]}").encode("utf-8")
 
