@@ -6,8 +6,9 @@ nor whatever ``--config`` file is at hand. Only settings that change neither
 the networks nor the data may differ on resume (:data:`RESUMABLE`); the
 rest are refused, naming the key. When the run restarts from an earlier
 point than where the log ends (``--resume-epoch N``, a crash after the last
-checkpoint, an epoch cut short by Ctrl-C), the loss log and ``timing.json``
-are cut back to that point, so every reader sees one monotonic history.
+checkpoint, a mid-epoch checkpoint older than the last flush), the loss log
+and ``timing.json`` are cut back to that point, so every reader sees one
+monotonic history.
 """
 
 from __future__ import annotations

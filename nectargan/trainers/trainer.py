@@ -648,7 +648,8 @@ class Trainer(metaclass=_SetupAfterInit):
 
         If anything interrupts the epoch (Ctrl-C included), the thread is
         stopped, the loss log is flushed and an ``interrupted.pt`` checkpoint
-        is written, then the exception propagates to the caller. Distributed,
+        is written (with the position inside the epoch, which a resume
+        continues from), then the exception propagates to the caller. Distributed,
         the sampler reshuffles by epoch and :meth:`sync_replicas` runs before
         ``on_epoch_end`` saves. The epoch counts as completed
         (``epochs_completed``) once its batches are done, so ``on_epoch_end``
@@ -698,6 +699,9 @@ class Trainer(metaclass=_SetupAfterInit):
         ``config.resumeN.json`` records a resume that really started, and the
         loss log and ``timing.json`` are cut back to the checkpoint, so the
         training this resume discards leaves no trace (one monotonic history).
+        The shuffle state is restored, so the next epoch (or the rest of the
+        one a mid-epoch checkpoint stopped in) draws the order it would have.
+        The time-based checkpoint's clock starts here.
         """
         if self._run_started:
             return
