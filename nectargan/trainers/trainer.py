@@ -369,6 +369,7 @@ class Trainer(metaclass=_SetupAfterInit):
         self._resume_header = {k: header[k] for k in keys if k in header}
         if isinstance(header.get("data_order"), torch.Tensor):
             self._resume_header["data_order"] = header["data_order"].clone()
+            self._epoch_order = self._resume_header["data_order"]  # a stop before the 1st epoch
         self._resume_position = self._usable_position(header)
         return path
 
@@ -519,8 +520,8 @@ class Trainer(metaclass=_SetupAfterInit):
         state["position"] = {
             "epoch": p.current_epoch,
             "batches_done": p.batches_done,
-            "batches_per_epoch": self.batches_per_epoch or len(self.train_loader or ()),
-            "epoch_start_step": self._epoch_start_step,
+            "batches_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
+            "epoch_start_step": self.global_step - p.batches_done,
             "exact": not p.in_step,
         }
         return state
