@@ -239,3 +239,19 @@ def test_bad_every_minutes_is_refused_naming_the_key(tmp_path, dataroot, capsys,
 def test_auto_resume_with_resume_is_refused(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "--auto-resume"]) == 2
     assert "--auto-resume: cannot be combined with --resume" in capsys.readouterr().err
+
+
+def test_resumable_sampler_starts_part_way_once_in_the_same_order():
+    from torch.utils.data import RandomSampler
+
+    from nectargan.trainers.data import ResumableSampler
+
+    generator = torch.Generator().manual_seed(3)
+    sampler = ResumableSampler(RandomSampler(range(10), generator=generator))
+    start = generator.get_state()
+    full = list(sampler)
+    generator.set_state(start)
+    sampler.skip_next(4)
+    assert list(sampler) == full[4:]  # the rest of the same epoch
+    generator.set_state(start)
+    assert list(sampler) == full and len(sampler) == 10  # the skip applied once

@@ -172,7 +172,6 @@ class Trainer(metaclass=_SetupAfterInit):
         self._resume_header: dict[str, Any] | None = None  # counters of resume_path
         self._resume_position: dict[str, Any] | None = None  # a mid-epoch checkpoint's place
         self._run_started = False  # files a resume rewrites wait until training starts
-        self._epoch_start_step = 0
         self._epoch_skipped = 0  # batches of this epoch trained before a resume
         self._epoch_order: torch.Tensor | None = None  # shuffle state this epoch was drawn from
         self._save_interval = math.inf  # seconds between time-based checkpoints (main process)
@@ -665,7 +664,6 @@ class Trainer(metaclass=_SetupAfterInit):
         self.start_run()
         skip = self._take_resume_skip(epoch)
         self.progress.begin_epoch(epoch, skip)
-        self._epoch_start_step = self.global_step - skip
         self._epoch_skipped = skip
         self.batches_per_epoch = len(self.train_loader)
         set_sampler_epoch(self.train_loader, epoch)
