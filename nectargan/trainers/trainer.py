@@ -812,8 +812,10 @@ class Trainer(metaclass=_SetupAfterInit):
             self._save_state_on_the_way_out(exc)
 
     def _save_state_on_the_way_out(self, exc: BaseException) -> None:
-        done = self.epochs_completed
-        self.log(f"training {stop_reason(exc)} ({done} epoch(s) completed); saving state")
+        done = f"{self.epochs_completed} epoch(s) completed"
+        if self.progress.mid_epoch and self.progress.batches_done:
+            done += f", {self.progress.batches_done} batch(es) of epoch {self.current_epoch + 1}"
+        self.log(f"training {stop_reason(exc)} ({done}); saving state")
         for what, action in (
             ("flush the loss log", self.flush_loss_log),
             ("write a checkpoint", lambda: self.save_checkpoint(interrupted=True)),
