@@ -300,8 +300,9 @@ def _train(args: argparse.Namespace) -> int:
             _stop_if_complete(config)  # no ranks started for a run with nothing to do
             return launch_distributed(args)
         trainer = Pix2pixTrainer(config)
-    except AlreadyComplete as done:
-        print(f"auto-resume: {done}")
+    except AlreadyComplete as done:  # every rank of a torchrun job ends here; rank 0 says so
+        if os.environ.get("RANK", "0") == "0":
+            print(f"auto-resume: {done}")
         return 0
     if not trainer.is_main_process:  # rank 0 speaks for the job
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the rank)
