@@ -129,8 +129,8 @@ def test_sigterm_mid_epoch_then_the_same_command_finishes_in_v1_bit_identical(tm
 
 
 def test_kill_9_after_a_timed_checkpoint_resumes_mid_epoch(tmp_path, dataroot):
-    epochs = 6  # 5 + 1 decay; only the last epoch writes an epoch checkpoint
-    cfg = _config(tmp_path, dataroot, 5, every_minutes=0.001, model_save_rate=0)
+    epochs = 4  # 3 + 1 decay; only the last epoch writes an epoch checkpoint
+    cfg = _config(tmp_path, dataroot, 3, every_minutes=0.01, model_save_rate=0)  # 0.6 s
     exp = tmp_path / "out" / "job_v1"
     mid = exp / "checkpoints" / "mid_epoch.pt"
     with open(tmp_path / "stderr", "w") as err:
