@@ -44,6 +44,7 @@ TIMING_FILE = "timing.json"
 
 CHECKPOINT_DIR = "checkpoints"
 INTERRUPTED = "interrupted.pt"
+MID_EPOCH = "mid_epoch.pt"  # the rolling time-based checkpoint (save.every_minutes)
 LATEST = "latest.json"
 CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
 BEST_CHECKPOINT = "best.pt"

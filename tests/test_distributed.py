@@ -164,16 +164,25 @@ def test_sigint_stops_all_ranks_and_the_run_resumes_distributed(
         assert cols["step"] == list(range(n))
     assert visdom_server.line_series("loss_G", env_name)  # rank 0 flushed the dashboard
 
-    # resume with two ranks: one more epoch, from the interrupted checkpoint
+    # the same command with --auto-resume: rank 0 finds the run, both ranks continue it
     more = state["epoch"] + 1
-    proc = launch(tmp_path, "--resume", str(exp), "--epochs", str(more), "--no-visdom", tag="res")
+    again = ["--config", str(write_config(tmp_path, cfg)), "--auto-resume", "--no-visdom"]
+    proc = launch(tmp_path, *again, "--epochs", str(more), tag="res")
     assert finish(proc, timeout=120) == 0, (tmp_path / "res.err").read_text()
-    assert f"resuming after epoch {state['epoch']}" in (tmp_path / "res.out").read_text()
+    done = state.get("position", {}).get("batches_done", 0)
+    where = f"epoch {more} after batch {done}" if done else f"resuming after epoch {more - 1}"
+    assert where in (tmp_path / "res.out").read_text() + (tmp_path / "res.err").read_text()
+    assert not (tmp_path / "out" / "ddp_v2").exists()
     final = load_checkpoint(exp / "checkpoints" / f"epoch_{more:04d}.pt")
-    # the cut epoch is trained again from its start, so the count restarts there too
+    # the cut epoch goes on after the batches it had done: every step counted once
     assert final["global_step"] == more * BATCHES
     r0, r1 = rank_data(exp)
     assert r0["digests"] == r1["digests"] and str(more) in r0["digests"]
+
+    # once more: complete, and the launcher says so without starting any rank
+    proc = launch(tmp_path, *again, "--epochs", str(more), tag="done")
+    assert finish(proc, timeout=60) == 0, (tmp_path / "done.err").read_text()
+    assert "is already complete" in (tmp_path / "done.out").read_text()
 
 
 # -- no launcher: nothing distributed -------------------------------------------------------------

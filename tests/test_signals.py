@@ -119,7 +119,16 @@ def test_second_signal_during_the_checkpoint_write_lets_it_finish(tmp_path, data
     assert code == 130, stderr
     assert "still writing" in stderr and "Traceback" not in stderr
     state = load_checkpoint(exp / "checkpoints" / "interrupted.pt")  # complete, readable
-    assert state["interrupted"] and state["global_step"] == 2  # the 3rd step was cut
+    # the signal sent inside the 3rd step waited for it: whole steps only, resumable exactly
+    assert state["interrupted"] and state["global_step"] == 3
+    assert state["position"] == {
+        "epoch": 0,
+        "batches_done": 3,
+        "batches_per_epoch": 8,
+        "epoch_start_step": 0,
+        "exact": True,
+    }
+    assert "stopping once the training step is done" in stderr
     assert f"resume with: nectargan train --resume {exp}" in stderr
     assert not list((exp / "checkpoints").glob(".*.tmp"))
 

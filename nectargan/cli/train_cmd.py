@@ -67,6 +67,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Dotted config overrides from the flags that were given (None = not given)."""
     out = {key: getattr(args, flag, None) for flag, key in FLAG_KEYS.items()}
     out = {key: value for key, value in out.items() if value is not None}
+    if getattr(args, "auto_resume", False):
+        out["train.resume.auto"] = True
     if getattr(args, "resume", None):
         out["train.resume.enable"] = True
         out["train.resume.experiment_dir"] = str(args.resume)
@@ -86,6 +88,11 @@ def config_from_args(args: argparse.Namespace, default: Any = None) -> Any:
     from nectargan.config.config import check_output_directory
 
     source = _config_source(getattr(args, "config", None))
+    if getattr(args, "resume", None) and getattr(args, "auto_resume", False):
+        raise ConfigUserError(
+            f"--auto-resume: cannot be combined with --resume {args.resume}; --resume continues "
+            "that directory, --auto-resume finds the run itself (use one)"
+        )
     if getattr(args, "resume", None):
         from nectargan.trainers.resume import plan_resume
 
@@ -138,6 +145,11 @@ def describe_run(trainer: Any) -> None:
     resumed = (
         f" (resuming after epoch {trainer.epochs_completed})" if trainer.epochs_completed else ""
     )
+    if trainer.progress.batches_done:
+        resumed = (
+            f" (resuming epoch {trainer.current_epoch + 1} after batch "
+            f"{trainer.progress.batches_done})"
+        )
     print(f"experiment: {trainer.experiment_dir}{resumed}")
     print(
         f"data: {dl.dataroot} ({len(loader.dataset)} training pairs, batch {dl.batch_size}, "
@@ -174,9 +186,10 @@ def run_training(trainer: Any, stream: Any = None) -> float:
     saved its state by then).
     """
     remaining = trainer.total_epochs - trainer.epochs_completed
+    done = trainer.progress.batches_done  # of the epoch a mid-epoch checkpoint stopped in
     if not trainer.is_main_process:  # one progress bar per job, not per rank
         stream = open(os.devnull, "w")  # noqa: SIM115 (closed with the bar)
-    bar = ProgressBar(remaining * len(trainer.train_loader), stream=stream)
+    bar = ProgressBar(remaining * len(trainer.train_loader) - done, stream=stream)
 
     def observe(t: Any, idx: int) -> None:
         bar.update(1, t.last_losses or None, desc=f"epoch {t.current_epoch + 1}/{t.total_epochs}")
@@ -276,14 +289,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from nectargan.trainers import Pix2pixTrainer
+    from nectargan.trainers.auto_resume import AlreadyComplete
     from nectargan.utils.diskfull import StorageStop
 
     if args.nproc is not None and args.nproc < 1:
         raise ConfigUserError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
     config = config_from_args(args)  # a bad setting fails here, before any rank starts
-    if args.nproc is not None and args.nproc > 1:
-        return launch_distributed(args)
-    trainer = Pix2pixTrainer(config)
+    try:
+        if args.nproc is not None and args.nproc > 1:
+            _stop_if_complete(config)  # no ranks started for a run with nothing to do
+            return launch_distributed(args)
+        trainer = Pix2pixTrainer(config)
+    except AlreadyComplete as done:  # every rank of a torchrun job ends here; rank 0 says so
+        if os.environ.get("RANK", "0") == "0":
+            print(f"auto-resume: {done}")
+        return 0
     if not trainer.is_main_process:  # rank 0 speaks for the job
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the rank)
     describe_run(trainer)
@@ -310,6 +330,19 @@ def _train(args: argparse.Namespace) -> int:
     print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
     print(f"evaluate with: nectargan test --experiment {trainer.experiment_dir}")
     return 0
+
+
+def _stop_if_complete(config: Any) -> None:
+    """``--auto-resume`` of a finished run: raise ``AlreadyComplete`` before any rank starts."""
+    from nectargan.trainers.auto_resume import AlreadyComplete, decide, describe
+
+    resume = config.train.resume
+    if not resume.auto or resume.enable:
+        return
+    decision = decide(config, lambda message: None)  # the ranks say the rest themselves
+    if decision.complete:
+        total = config.train.epochs + config.train.epochs_decay
+        raise AlreadyComplete(describe(decision, total))
 
 
 def _print_resume_hint(trainer: Any) -> None:
@@ -443,6 +476,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the training in experiment DIR")
     p.add_argument(
         "--resume-epoch", type=int, default=-1, help="checkpoint epoch to resume from (-1: latest)"
+    )
+    p.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="continue the newest unfinished <name>_v<N> of this same run setup (from its "
+        "newest checkpoint, mid-epoch included), exit 0 if it is complete, else start one: "
+        "the same command for a job's first start and every requeue (train.resume.auto)",
     )
     p.add_argument(
         "--nproc",

@@ -265,6 +265,11 @@ class ResumeConfig(Section):
     enable: bool = Field(False, description="Resume instead of starting a new experiment.")
     experiment_dir: str | None = Field(None, description="Experiment directory to continue.")
     epoch: int = Field(-1, ge=-1, description="Checkpoint epoch to load; -1: the latest.")
+    auto: bool = Field(
+        False,
+        description="Continue the newest unfinished <name>_v<N> of the same run setup, or start "
+        "one (`nectargan train --auto-resume`; for requeued cluster jobs).",
+    )
 
 
 class TrainConfig(Section):
@@ -325,6 +330,12 @@ class SaveConfig(Section):
     num_examples: int = Field(4, ge=0, description="Fixed val items shown as examples.")
     log_losses: bool = Field(True, description="Write loss_log.json and loss_log/.")
     loss_log_every: int = Field(1, ge=1, description="Record losses every N steps.")
+    every_minutes: float = Field(
+        30.0,
+        ge=0,
+        description="Also checkpoint mid-epoch (checkpoints/mid_epoch.pt, overwritten) after N "
+        "minutes without a checkpoint; 0: off.",
+    )
 
 
 class VisdomConfig(Section):

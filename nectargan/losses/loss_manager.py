@@ -428,6 +428,18 @@ class LossManager:
         print(text)
         return text
 
+    # -- resuming -------------------------------------------------------------------
+
+    def step_counts(self) -> dict[str, int]:
+        """Per loss, the step the next record gets: a mid-epoch checkpoint keeps these."""
+        return dict(self._steps)
+
+    def restore_step_counts(self, counts: Mapping[str, int]) -> None:
+        """Continue the per-loss step counts of a checkpoint (names it lacks keep theirs)."""
+        for name in self._steps:
+            if name in counts:
+                self._steps[name] = int(counts[name])
+
     # -- log ------------------------------------------------------------------------
 
     def flush_log(self) -> Path | None:

@@ -5,6 +5,7 @@ Layout inside an experiment directory::
 
     checkpoints/epoch_0003.pt     after 3 completed epochs
     checkpoints/interrupted.pt    written when training stops on Ctrl-C or an error
+    checkpoints/mid_epoch.pt      every save.every_minutes inside an epoch (overwritten)
     checkpoints/latest.json       {"file": "epoch_0003.pt"}: the most recent save
     checkpoints/best.pt           the epoch with the best validation L1 (``--epoch best``)
 
@@ -30,6 +31,7 @@ FORMAT = "nectargan.checkpoint"
 VERSION = 1
 CHECKPOINT_DIR = layout.CHECKPOINT_DIR
 INTERRUPTED = layout.INTERRUPTED
+MID_EPOCH = layout.MID_EPOCH
 LATEST = layout.LATEST
 BEST = layout.BEST_CHECKPOINT
 _EPOCH_FILE = layout.CHECKPOINT_RE
@@ -127,7 +129,7 @@ def find_checkpoint(experiment_dir: str | Path, epoch: int | str = -1) -> Path:
         if latest is None:
             raise CheckpointError(
                 f"no checkpoint in {str(checkpoint_dir(experiment_dir))!r}; "
-                "expected epoch_NNNN.pt or interrupted.pt from a training run"
+                "expected epoch_NNNN.pt, interrupted.pt or mid_epoch.pt from a training run"
             )
         return latest
     if epoch not in epochs:
@@ -149,8 +151,7 @@ def _latest(experiment_dir: Path) -> Path | None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     candidates = list(list_epoch_checkpoints(experiment_dir).values())
-    if (folder / INTERRUPTED).is_file():
-        candidates.append(folder / INTERRUPTED)
+    candidates += [folder / n for n in (INTERRUPTED, MID_EPOCH) if (folder / n).is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 

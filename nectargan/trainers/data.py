@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from nectargan.dataset import AugmentConfig, PairedDataset, generate_synthetic_dataset
 from nectargan.errors import DataUserError
@@ -85,6 +86,57 @@ def make_dataset(dl: Mapping[str, Any], root: Path, split: str, train: bool) -> 
     )
 
 
+class ResumableSampler(Sampler[int]):
+    """Another sampler's order, able to start one epoch part-way through.
+
+    Why: a run resumed from a mid-epoch checkpoint must train the rest of that
+    epoch in the same order, without loading the items it already trained on.
+    Skipping indices here costs nothing; skipping batches of a DataLoader
+    would decode and augment them all.
+    """
+
+    def __init__(self, inner: Sampler[int]) -> None:
+        self.inner = inner
+        self._skip = 0
+
+    def skip_next(self, items: int) -> None:
+        """The next epoch's iteration starts after its first ``items`` indices."""
+        if items < 0:
+            raise ValueError(f"items: expected >= 0, got {items}")
+        self._skip = items
+
+    def set_epoch(self, epoch: int) -> None:
+        """Passed on to a sampler that shuffles by epoch (``DistributedSampler``)."""
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.inner)  # the whole epoch: batch indices and epoch fractions use it
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self._skip = self._skip, 0
+        return itertools.islice(iter(self.inner), skip, None)
+
+
+def resumable_sampler(loader: Any) -> ResumableSampler | None:
+    """The training loader's :class:`ResumableSampler`, if it has one."""
+    sampler = getattr(loader, "sampler", None)
+    return sampler if isinstance(sampler, ResumableSampler) else None
+
+
+def order_state(loader: Any) -> torch.Tensor | None:
+    """The state of the generator the next epoch's shuffle is drawn from (None: none)."""
+    generator = getattr(loader, "generator", None)
+    return generator.get_state() if isinstance(generator, torch.Generator) else None
+
+
+def restore_order(loader: Any, state: torch.Tensor | None) -> None:
+    """Draw the next epoch's shuffle as the saved run would have (see :func:`order_state`)."""
+    generator = getattr(loader, "generator", None)
+    if state is not None and isinstance(generator, torch.Generator):
+        generator.set_state(state.cpu())
+
+
 def make_loader(
     dataset: PairedDataset,
     dl: Mapping[str, Any],
@@ -101,17 +153,20 @@ def make_loader(
     pin = device.type == "cuda" if pin == "auto" else bool(pin) and device.type == "cuda"
 
     def build(workers: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed)
+        # the same order as shuffle=True, drawn from the same generator, but resumable
+        sampler = ResumableSampler(RandomSampler(dataset, generator=generator)) if train else None
         return DataLoader(
             dataset,
             batch_size=dl["batch_size"],
-            shuffle=train,
+            sampler=sampler,
             # A short last batch would give BatchNorm a different batch size (and
             # torch.compile a new shape); keep it only if it is the whole dataset.
             drop_last=train and len(dataset) >= dl["batch_size"],
             num_workers=workers,
             pin_memory=pin,
             persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(seed),
+            generator=generator,
         )
 
     if dl["num_workers"] >= 0:

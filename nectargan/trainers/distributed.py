@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from nectargan.trainers.data import ResumableSampler
 from nectargan.utils.atomic import atomic_write_text
 
 T = TypeVar("T")
@@ -158,7 +159,7 @@ class Distributed:
         return DataLoader(
             loader.dataset,
             batch_size=loader.batch_size,
-            sampler=sampler,
+            sampler=ResumableSampler(sampler),
             drop_last=loader.drop_last,
             num_workers=loader.num_workers,
             pin_memory=loader.pin_memory,
@@ -203,7 +204,7 @@ def no_forward_buffer_sync() -> dict[str, bool]:
 def set_sampler_epoch(loader: DataLoader | None, epoch: int) -> None:
     """A DistributedSampler shuffles by ``seed + epoch``: tell it which epoch this is."""
     sampler = getattr(loader, "sampler", None)
-    if isinstance(sampler, DistributedSampler):
+    if hasattr(sampler, "set_epoch"):  # DistributedSampler, or a ResumableSampler around one
         sampler.set_epoch(epoch)
 
 

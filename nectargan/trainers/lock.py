@@ -110,3 +110,27 @@ def claim_experiment(experiment_dir: str | Path, log: Callable[[str], None]) -> 
             f"interrupted write: {names}{more}"
         )
     return lock
+
+
+def holder_if_locked(experiment_dir: str | Path) -> int | None:
+    """Whether another process holds the directory's lock, without writing anything.
+
+    Returns None when it is free (or held by this process, whose next trainer
+    takes it over), else the holder's pid, or 0 when the pid is unknown.
+    """
+    path = Path(experiment_dir) / LOCK_FILE
+    if str(path.parent.resolve()) in _HELD:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: nobody has ever trained here, or it was removed
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_pid(fd) or 0
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -333,7 +333,7 @@ class Pix2pixTrainer(Trainer):
                 "G": _net_state(self.gen, self.opt_G, self.sched_G, self.scaler_G),
                 "D": _net_state(self.disc, self.opt_D, self.sched_D, self.scaler_D),
             },
-            "rng": {"torch": torch.get_rng_state()},
+            "rng": _rng_state(self.device),
         }
 
     def load_training_state(self, state: Mapping[str, Any]) -> None:
@@ -349,7 +349,22 @@ class Pix2pixTrainer(Trainer):
             if sched.last_epoch != self.epochs_completed:  # e.g. Ctrl-C before the LR step
                 sched.load_state_dict({"last_epoch": self.epochs_completed})
         if "rng" in state:
-            torch.set_rng_state(state["rng"]["torch"].cpu())
+            _restore_rng(state["rng"], self.device)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """The generators dropout and (in-process) augmentation draw from: a resume goes on
+    with the same numbers."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and isinstance(state.get("cuda"), Tensor):
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def _due(epochs_completed: int, rate: int) -> bool:

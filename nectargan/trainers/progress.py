@@ -16,21 +16,36 @@ from nectargan.errors import CheckpointUserError
 class Progress:
     """``current_epoch``: 0-based epoch being (or last) trained; ``epochs_completed``: epochs
     whose batches are all done (also the first epoch of a resumed run); ``global_step``:
-    optimizer steps over the whole training, across resumes."""
+    optimizer steps over the whole training, across resumes; ``batches_done``: batches of
+    the current epoch trained (a mid-epoch checkpoint resumes after them); ``in_step``: a
+    step has started and not finished (a stop there leaves that batch half applied)."""
 
     current_epoch: int = 0
     epochs_completed: int = 0
     global_step: int = 0
+    batches_done: int = 0
+    in_step: bool = False
 
-    def begin_epoch(self, epoch: int) -> None:
-        """Epoch ``epoch`` (0-based) starts."""
+    def begin_epoch(self, epoch: int, batches_done: int = 0) -> None:
+        """Epoch ``epoch`` (0-based) starts, or resumes after ``batches_done`` batches."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch: expected a 0-based epoch index >= 0, got {epoch!r}")
         self.current_epoch = epoch
+        self.batches_done = batches_done
+
+    def step_started(self) -> None:
+        self.in_step = True
 
     def step_done(self) -> None:
         """One training step (one batch) finished."""
         self.global_step += 1
+        self.batches_done += 1
+        self.in_step = False
+
+    @property
+    def mid_epoch(self) -> bool:
+        """Inside an epoch: it has begun and its batches are not all done."""
+        return self.epochs_completed <= self.current_epoch
 
     def end_epoch(self) -> None:
         """The current epoch's batches are all done (re-training an earlier epoch keeps
@@ -47,3 +62,4 @@ class Progress:
         self.epochs_completed = epochs_completed
         self.current_epoch = epochs_completed
         self.global_step = global_step
+        self.batches_done = 0

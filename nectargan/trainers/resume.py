@@ -6,8 +6,9 @@ nor whatever ``--config`` file is at hand. Only settings that change neither
 the networks nor the data may differ on resume (:data:`RESUMABLE`); the
 rest are refused, naming the key. When the run restarts from an earlier
 point than where the log ends (``--resume-epoch N``, a crash after the last
-checkpoint, an epoch cut short by Ctrl-C), the loss log and ``timing.json``
-are cut back to that point, so every reader sees one monotonic history.
+checkpoint, a mid-epoch checkpoint older than the last flush), the loss log
+and ``timing.json`` are cut back to that point, so every reader sees one
+monotonic history.
 """
 
 from __future__ import annotations
@@ -171,9 +172,13 @@ def check_architecture(checkpoint_config: Mapping[str, Any], config: Any, path: 
 # -- one monotonic history ---------------------------------------------------------------------
 
 
-def rewind_loss_log(loss_manager: Any, epochs_done: int) -> int:
+def rewind_loss_log(
+    loss_manager: Any, epochs_done: int, keep_steps: Mapping[str, int] | None = None
+) -> int:
     """Drop loss records at or after epoch ``epochs_done`` (training the resume discards).
 
+    ``keep_steps`` (a mid-epoch resume): instead keep, per loss, the records
+    whose step is below that count, i.e. those made before the checkpoint.
     Rewrites only the segments that hold such records, fixes the index
     counts, and lets the loss manager continue its step counts from the
     last kept record. Returns how many records were dropped.
@@ -190,7 +195,11 @@ def rewind_loss_log(loss_manager: Any, epochs_done: int) -> int:
         segment = json.loads(seg_path.read_text(encoding="utf-8"))
         changed = False
         for name, cols in segment["losses"].items():
-            keep = [i for i, e in enumerate(cols["epoch"]) if e < epochs_done]
+            if keep_steps is None:
+                keep = [i for i, e in enumerate(cols["epoch"]) if e < epochs_done]
+            else:
+                limit = keep_steps.get(name, 0)
+                keep = [i for i, s in enumerate(cols["step"]) if s < limit]
             if len(keep) != len(cols["epoch"]):
                 changed = True
                 dropped += len(cols["epoch"]) - len(keep)
@@ -206,7 +215,10 @@ def rewind_loss_log(loss_manager: Any, epochs_done: int) -> int:
     for name, entry in log.index["losses"].items():
         entry["last_step"] = last_step.get(name, -1)
         entry["records"] = counts.get(name, 0)
-    log.index.setdefault("rewinds", []).append({"epoch": epochs_done, "dropped": dropped})
+    rewind: dict[str, Any] = {"epoch": epochs_done, "dropped": dropped}
+    if keep_steps is not None:
+        rewind["steps"] = dict(keep_steps)
+    log.index.setdefault("rewinds", []).append(rewind)
     log.write_index()
     steps = getattr(loss_manager, "_steps", None)
     if isinstance(steps, dict):

@@ -27,6 +27,8 @@ steps, replica sync at epoch end) are in the "distributed runs" section and
 
 from __future__ import annotations
 
+import itertools
+import math
 import sys
 import time
 import weakref
@@ -42,11 +44,18 @@ from nectargan.config import Config
 from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
+from nectargan.trainers import auto_resume
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers import resume as resuming
 from nectargan.trainers.builders import memory_format
 from nectargan.trainers.dashboard import Dashboard, is_local_url
-from nectargan.trainers.data import ensure_synthetic_dataset, usable_cores
+from nectargan.trainers.data import (
+    ensure_synthetic_dataset,
+    order_state,
+    restore_order,
+    resumable_sampler,
+    usable_cores,
+)
 from nectargan.trainers.distributed import (
     Distributed,
     RankDebugLog,
@@ -161,8 +170,12 @@ class Trainer(metaclass=_SetupAfterInit):
         self.lock: ExperimentLock | None = None  # one run per experiment directory
         self.write_health = WriteHealth(self.log)  # full disk: warn once, retry, stop at 3
         self._resume_header: dict[str, Any] | None = None  # counters of resume_path
+        self._resume_position: dict[str, Any] | None = None  # a mid-epoch checkpoint's place
         self._run_started = False  # files a resume rewrites wait until training starts
-        self._epoch_start_step = 0
+        self._epoch_skipped = 0  # batches of this epoch trained before a resume
+        self._epoch_order: torch.Tensor | None = None  # shuffle state this epoch was drawn from
+        self._save_interval = math.inf  # seconds between time-based checkpoints (main process)
+        self._timed_save_at = math.inf  # time.monotonic() of the next one
         self._quicksetup = quicksetup
         self._set_up = False
         self.monitor: Any = None  # per-epoch reporting (validation, lr, ...): run_monitor.py
@@ -242,6 +255,10 @@ class Trainer(metaclass=_SetupAfterInit):
         self.init_optimizers()  # optimisers, LR schedules, grad scalers
         if self.resume_path is not None:  # a resumed run continues its saved state
             self.load_training_state(ckpt.load_checkpoint(self.resume_path, self.device))
+            if self._resume_position is not None:  # inside the epoch it stopped in
+                self.progress.begin_epoch(
+                    self.epochs_completed, int(self._resume_position["batches_done"])
+                )
         self.wrap_networks()  # DDP / torch.compile around the restored networks
         if self._quicksetup:  # dashboard, then what it shows once per epoch
             self.init_visualizer()
@@ -304,13 +321,35 @@ class Trainer(metaclass=_SetupAfterInit):
         resume = self.config.train.resume
         if resume.enable:
             return self._resume_dir(resume.experiment_dir, resume.epoch)
+        if resume.auto:
+            decision = self._auto_resume_decision()
+            if decision.experiment_dir is not None:
+                return self._resume_dir(str(decision.experiment_dir), -1)
         common = self.config.common
         path = None
         if self.is_main_process:
             path = create_experiment_dir(common.output_directory, common.experiment_name)
             self.lock = claim_experiment(path, self.log)
+            if resume.auto:
+                self.log(f"auto-resume: no earlier run of this setup to continue; starting {path}")
         # one directory for all ranks: rank 0 claims it, the others learn its name
         return self.dist.broadcast_object(path) if self.dist is not None else path
+
+    def _auto_resume_decision(self) -> auto_resume.Decision:
+        """Rank 0 looks at the existing experiments and decides; the other ranks follow."""
+        decision = None
+        if self.is_main_process:
+            decision = auto_resume.decide(self.config, self.log)
+        if self.dist is not None:
+            decision = self.dist.broadcast_object(decision)
+        message = auto_resume.describe(decision, self.total_epochs)
+        if decision.complete:
+            if self.dist is not None:
+                self.dist.close()
+            raise auto_resume.AlreadyComplete(message)
+        if decision.experiment_dir is not None:
+            self.log(f"auto-resume: {message}")
+        return decision
 
     def _resume_dir(self, experiment_dir: str | None, epoch: int) -> Path:
         if not experiment_dir:
@@ -325,16 +364,43 @@ class Trainer(metaclass=_SetupAfterInit):
         header = resuming.read_header(self.resume_path)  # broken file: named, with the fix
         resuming.check_architecture(header["config"], self.config, self.resume_path)
         resuming.check_epochs(self.config, int(header["epoch"]), self.resume_path)
-        self._resume_header = {
-            k: header[k] for k in ("epoch", "global_step", "resume_global_step") if k in header
-        }
+        keys = ("epoch", "global_step", "resume_global_step", "position", "loss_steps")
+        self._resume_header = {k: header[k] for k in keys if k in header}
+        if isinstance(header.get("data_order"), torch.Tensor):
+            self._resume_header["data_order"] = header["data_order"].clone()
+            self._epoch_order = self._resume_header["data_order"]  # a stop before the 1st epoch
+        self._resume_position = self._usable_position(header)
         return path
+
+    def _usable_position(self, header: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A mid-epoch checkpoint's place in its epoch, if this run can continue from it.
+
+        With a different number of batches per epoch (the dataset changed, or
+        the number of processes), "after batch N" no longer names the same
+        data: the epoch then restarts from its beginning, as before mid-epoch
+        checkpoints existed.
+        """
+        position = header.get("position")
+        if not isinstance(position, Mapping):
+            return None
+        batches = len(self.train_loader) if self.train_loader is not None else -1
+        if position.get("batches_per_epoch") == batches and position.get("epoch") == int(
+            header["epoch"]
+        ):
+            return dict(position)
+        self.log(
+            f"the checkpoint stopped inside epoch {int(header['epoch']) + 1} of "
+            f"{position.get('batches_per_epoch')} batches, this run has {batches} per epoch: "
+            "that epoch restarts from its beginning"
+        )
+        self._resume_header["resume_global_step"] = int(position["epoch_start_step"])
+        return None
 
     def export_config(self) -> Path | None:
         """Save the effective config; a resume adds ``config.resumeN.json`` beside the first."""
         if not self.is_main_process or self.experiment_dir is None:
             return None
-        if self.config.train.resume.enable and not self._run_started:
+        if self._resume_header is not None and not self._run_started:
             return None  # written by start_run(), once the resume really starts
         path = self.experiment_dir / CONFIG_FILE
         n = 1
@@ -403,17 +469,64 @@ class Trainer(metaclass=_SetupAfterInit):
             path = ckpt.checkpoint_dir(self.experiment_dir) / ckpt.INTERRUPTED
         else:
             path = ckpt.epoch_path(self.experiment_dir, self.epochs_completed)
+        return self._write_checkpoint(path, interrupted)
+
+    def save_timed_checkpoint(self) -> Path | None:
+        """The rolling ``checkpoints/mid_epoch.pt``, due every ``save.every_minutes``.
+
+        A ``kill -9`` or a lost node then costs at most that much training.
+        The loss log is flushed first, so it holds every record the
+        checkpoint counts; one file is overwritten (atomically) each time.
+        """
+        self._arm_timed_save()
+        if not self.is_main_process or self.experiment_dir is None:
+            return None
+        self.flush_loss_log()
+        return self._write_checkpoint(
+            ckpt.checkpoint_dir(self.experiment_dir) / ckpt.MID_EPOCH, interrupted=False
+        )
+
+    def _write_checkpoint(self, path: Path, interrupted: bool) -> Path | None:
         state = self.checkpoint_state()
         state["interrupted"] = interrupted
-        # a resume restarts an unfinished epoch from its start: count steps from there
-        finished = self.epochs_completed > self.current_epoch
-        state["resume_global_step"] = self.global_step if finished else self._epoch_start_step
+        state.update(self._position_state())
         with protect(f"writing {path}"):
             if interrupted:  # on the way out: warn if it fails, never stop for it
                 return self.write_health.attempt(
                     "checkpoint", path, lambda: ckpt.save_checkpoint(path, state)
                 )
-            return self.write_health.checkpoint(path, lambda: ckpt.save_checkpoint(path, state))
+            written = self.write_health.checkpoint(path, lambda: ckpt.save_checkpoint(path, state))
+        if written is not None:
+            self._arm_timed_save()
+        return written
+
+    def _position_state(self) -> dict[str, Any]:
+        """Where in the training this checkpoint is: what a resume needs to go on exactly.
+
+        Inside an epoch, ``position`` names the batches done and the shuffle
+        state the epoch was drawn from, so a resume trains the rest of that
+        epoch in the same order. ``exact`` is False when the stop came inside
+        a step (an error, or a third signal): that batch is then trained again.
+        """
+        p = self.progress
+        state: dict[str, Any] = {"resume_global_step": self.global_step}
+        if self.loss_manager is not None:
+            state["loss_steps"] = self.loss_manager.step_counts()
+        if not p.mid_epoch:
+            state["data_order"] = order_state(self.train_loader)  # the next epoch's
+            return state
+        state["data_order"] = self._epoch_order
+        state["position"] = {
+            "epoch": p.current_epoch,
+            "batches_done": p.batches_done,
+            "batches_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
+            "epoch_start_step": self.global_step - p.batches_done,
+            "exact": not p.in_step,
+        }
+        return state
+
+    def _arm_timed_save(self) -> None:
+        self._timed_save_at = time.monotonic() + self._save_interval
 
     def save_examples(self) -> list[Path]:
         """Subclasses write example outputs for the epoch just completed."""
@@ -535,7 +648,8 @@ class Trainer(metaclass=_SetupAfterInit):
 
         If anything interrupts the epoch (Ctrl-C included), the thread is
         stopped, the loss log is flushed and an ``interrupted.pt`` checkpoint
-        is written, then the exception propagates to the caller. Distributed,
+        is written (with the position inside the epoch, which a resume
+        continues from), then the exception propagates to the caller. Distributed,
         the sampler reshuffles by epoch and :meth:`sync_replicas` runs before
         ``on_epoch_end`` saves. The epoch counts as completed
         (``epochs_completed``) once its batches are done, so ``on_epoch_end``
@@ -548,10 +662,12 @@ class Trainer(metaclass=_SetupAfterInit):
         if self.train_loader is None:
             raise RuntimeError("train_paired() needs self.train_loader; build the data first")
         self.start_run()
-        self.progress.begin_epoch(epoch)
-        self._epoch_start_step = self.global_step
+        skip = self._take_resume_skip(epoch)
+        self.progress.begin_epoch(epoch, skip)
+        self._epoch_skipped = skip
         self.batches_per_epoch = len(self.train_loader)
         set_sampler_epoch(self.train_loader, epoch)
+        self._epoch_order = order_state(self.train_loader)
         if self.monitor is not None:
             self.monitor.epoch_started()
         started = time.perf_counter()
@@ -561,7 +677,7 @@ class Trainer(metaclass=_SetupAfterInit):
             self._stop_dashboard_thread()
         try:
             start_fn(**kwargs["on_epoch_start"])
-            self._run_batches(step_fn, kwargs["train_step"])
+            self._run_batches(step_fn, kwargs["train_step"], self._epoch_batches(skip))
             self.sync_replicas()
             self.progress.end_epoch()
             end_fn(**kwargs["on_epoch_end"])
@@ -582,27 +698,73 @@ class Trainer(metaclass=_SetupAfterInit):
         ``config.resumeN.json`` records a resume that really started, and the
         loss log and ``timing.json`` are cut back to the checkpoint, so the
         training this resume discards leaves no trace (one monotonic history).
+        The shuffle state is restored, so the next epoch (or the rest of the
+        one a mid-epoch checkpoint stopped in) draws the order it would have.
+        The time-based checkpoint's clock starts here.
         """
         if self._run_started:
             return
         self._run_started = True
+        minutes = self.config.save.every_minutes
+        if minutes > 0 and self.is_main_process and self.experiment_dir is not None:
+            self._save_interval = 60.0 * minutes
+        self._arm_timed_save()
         header = self._resume_header
         if header is None:
             return
-        if "resume_global_step" in header:  # an epoch cut short restarts from its beginning
+        restore_order(self.train_loader, header.get("data_order"))
+        position = self._resume_position
+        # an old-style checkpoint, or one whose place no longer fits: the epoch restarts
+        if position is None and "resume_global_step" in header:
             self.progress.restore(self.epochs_completed, int(header["resume_global_step"]))
+        self._rewind_history(header, position)
+
+    def _rewind_history(
+        self, header: Mapping[str, Any], position: Mapping[str, Any] | None
+    ) -> None:
+        """Cut the loss log and ``timing.json`` back to the checkpoint: one history.
+
+        A mid-epoch checkpoint keeps the records made before it (by step); an
+        epoch restarted from its beginning keeps those of the epochs done.
+        """
+        # the checkpoint's step counts, unless its epoch restarts (then: the log's)
+        counts = header.get("loss_steps") if position or "position" not in header else None
         self.export_config()
-        if not self.is_main_process or self.experiment_dir is None:
-            return
-        done = self.epochs_completed
-        with protect("rewinding the loss log"):
-            dropped = resuming.rewind_loss_log(self.loss_manager, done)
-            resuming.rewind_timing(self.experiment_dir, done)
-        if dropped:
-            self.log(
-                f"loss log: dropped {dropped} record(s) from epoch {done + 1} on, left by "
-                f"training this resume discards"
-            )
+        if self.is_main_process and self.experiment_dir is not None:
+            done = self.epochs_completed
+            keep = counts if position is not None else None
+            with protect("rewinding the loss log"):
+                dropped = resuming.rewind_loss_log(self.loss_manager, done, keep_steps=keep)
+                resuming.rewind_timing(self.experiment_dir, done)
+            if dropped:
+                where = f"after step {self.global_step}" if keep else f"from epoch {done + 1} on"
+                self.log(
+                    f"loss log: dropped {dropped} record(s) {where}, left by "
+                    f"training this resume discards"
+                )
+        if counts is not None and self.loss_manager is not None:
+            self.loss_manager.restore_step_counts(counts)
+
+    def _take_resume_skip(self, epoch: int) -> int:
+        """Batches of ``epoch`` a mid-epoch checkpoint already trained (once; else 0)."""
+        position, self._resume_position = self._resume_position, None
+        if position is None or epoch != int(position["epoch"]):
+            return 0
+        return int(position["batches_done"])
+
+    def _epoch_batches(self, skip: int) -> Any:
+        """The epoch's batches, after the first ``skip`` (a mid-epoch resume)."""
+        if not skip:
+            return self.train_loader
+        self.log(
+            f"resuming epoch {self.current_epoch + 1} after batch {skip} of "
+            f"{self.batches_per_epoch}, in the same order"
+        )
+        sampler = resumable_sampler(self.train_loader)
+        if sampler is not None:  # skips indices: nothing is loaded for the batches done
+            sampler.skip_next(skip * (self.train_loader.batch_size or 1))
+            return self.train_loader
+        return itertools.islice(self.train_loader, skip, None)  # a loader of the caller's
 
     def record_epoch_time(self, epoch: int) -> None:
         """Main process: keep the epoch's duration in ``timing.json`` for later reviews."""
@@ -612,20 +774,32 @@ class Trainer(metaclass=_SetupAfterInit):
             "timing",
             self.experiment_dir / "timing.json",
             lambda: record_epoch(
-                self.experiment_dir, epoch + 1, self.last_epoch_time, self.batches_per_epoch
+                self.experiment_dir,
+                epoch + 1,
+                self.last_epoch_time,
+                self.batches_per_epoch - self._epoch_skipped,  # the steps this time took
             ),
         )
 
-    def _run_batches(self, step_fn: StepFn, step_kwargs: dict[str, Any]) -> None:
-        """The hot loop: move a batch to the device, step, notify observers. No host syncs."""
-        device, fmt = self.device, self.memory_format
-        for idx, (x, y) in enumerate(self.train_loader):
+    def _run_batches(self, step_fn: StepFn, step_kwargs: dict[str, Any], batches: Any) -> None:
+        """The hot loop: move a batch to the device, step, notify observers. No host syncs.
+
+        A signal waits for the step to finish (``protect``), so a stop leaves
+        whole steps only and a resume goes on exactly; the one other cost is
+        a clock read for the time-based checkpoint.
+        """
+        device, fmt, progress = self.device, self.memory_format, self.progress
+        for idx, (x, y) in enumerate(batches, start=progress.batches_done):
             x = x.to(device, memory_format=fmt, non_blocking=True)
             y = y.to(device, memory_format=fmt, non_blocking=True)
-            step_fn(x, y, idx, **step_kwargs)
-            self.progress.step_done()
+            with protect("the training step"):
+                progress.step_started()
+                step_fn(x, y, idx, **step_kwargs)
+                progress.step_done()
             for observe in self.step_observers:
                 observe(self, idx)
+            if time.monotonic() >= self._timed_save_at:
+                self.save_timed_checkpoint()
 
     def on_interrupt(self, exc: BaseException) -> None:
         """Keep what was learned: flush the loss log, write ``interrupted.pt``.
@@ -638,8 +812,10 @@ class Trainer(metaclass=_SetupAfterInit):
             self._save_state_on_the_way_out(exc)
 
     def _save_state_on_the_way_out(self, exc: BaseException) -> None:
-        done = self.epochs_completed
-        self.log(f"training {stop_reason(exc)} ({done} epoch(s) completed); saving state")
+        done = f"{self.epochs_completed} epoch(s) completed"
+        if self.progress.mid_epoch and self.progress.batches_done:
+            done += f", {self.progress.batches_done} batch(es) of epoch {self.current_epoch + 1}"
+        self.log(f"training {stop_reason(exc)} ({done}); saving state")
         for what, action in (
             ("flush the loss log", self.flush_loss_log),
             ("write a checkpoint", lambda: self.save_checkpoint(interrupted=True)),
