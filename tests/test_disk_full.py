@@ -1,6 +1,6 @@
 """A full disk during training, on a real small tmpfs: warn once, retry, stop with 75.
 
-The experiment directory lives on a 16 MB tmpfs mounted for the test (CI
+The experiment directory lives on a 32 MB tmpfs mounted for the test (CI
 runs as root; elsewhere the tests skip, saying why). The disk is filled by a
 plain file written until the kernel says ENOSPC, and freed by deleting it.
 """
@@ -22,11 +22,16 @@ from nectargan.utils.diskfull import MAX_FAILED_CHECKPOINTS, StorageStop, WriteH
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 16 MB tmpfs at ``tmp_path/disk``, unmounted afterwards."""
+    """A 32 MB tmpfs at ``tmp_path/disk``, unmounted afterwards.
+
+    Room for several 3.4 MB checkpoints of the tiny nets plus ``interrupted.pt``
+    once the filler is gone: 16 MB left the final interrupted.pt a few hundred
+    KB short, a second, genuine, full-disk warning.
+    """
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
     )
