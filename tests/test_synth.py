@@ -73,7 +73,7 @@ def test_reuses_a_finished_dataset_with_same_settings(tmp_path: Path) -> None:
     ("kw", "match"),
     [
         ({"n": 0}, "n 0 must be a positive integer"),
-        ({"size": 8}, "size 8 must be an integer >= 16"),
+        ({"size": 8}, "size 8 must be an integer >= 16 and <= 2048"),
         ({"ratios": (0.8, 0.1)}, "must be three non-negative numbers"),
         ({"ratios": (0.8, 0.3, 0.1)}, "must sum to 1, they sum to 1.2"),
     ],
