@@ -133,6 +133,18 @@ def test_port_taken_by_something_else_is_a_clear_error(port):
     assert f"port {port}" in res.stderr and "not a Visdom server" in res.stderr
 
 
+@pytest.mark.parametrize("command", ["start", "serve"])
+def test_env_dir_that_is_a_file_is_named_and_nothing_starts(port, tmp_path, command):
+    # Before: a FileExistsError / NotADirectoryError traceback (exit 1).
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    for env_dir in (plain, plain / "envs"):
+        res = nectargan("visdom", command, "--port", str(port), "--env-dir", str(env_dir))
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert f"Visdom env folder '{env_dir}'" in res.stderr
+    assert server.probe("127.0.0.1", port) == "free"
+
+
 def test_bad_port_is_named():
     res = nectargan("visdom", "start", "--port", "70000")
     assert res.returncode == 2

@@ -78,7 +78,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     opts = _options(args)
     if server.probe(opts.host, opts.port) != "free":
         raise server.ServerError(f"port {opts.port} is already in use")
+    from nectargan.utils.outputs import output_dir
     from nectargan.visualizer.visdom import _serve
+
+    output_dir(opts.env_dir, server.ENV_DIR_WHAT)
 
     argv = opts.command()[3:]  # drop "python -m module"
     _serve.main(argv)
