@@ -60,6 +60,11 @@ def test_start_status_stop_cycle(port, tmp_path):
     again = nectargan("visdom", "start", "--port", str(port))
     assert again.returncode == 0
     assert "reusing" in again.stdout
+    assert "warning" not in again.stderr
+    # Before: another --env-dir on a running port was dropped without a word.
+    other = nectargan("visdom", "start", "--port", str(port), "--env-dir", str(tmp_path / "b"))
+    assert other.returncode == 0 and "reusing" in other.stdout
+    assert f"keeps its envs in {env_dir.resolve()}, not --env-dir {tmp_path / 'b'}" in other.stderr
 
     stop = nectargan("visdom", "stop", "--port", str(port))
     assert stop.returncode == 0, stop.stdout
