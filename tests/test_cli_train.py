@@ -188,6 +188,20 @@ def test_test_command_is_deterministic_and_picks_epochs(trained_experiment, tmp_
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_test_command_output_and_experiment_that_are_files(trained_experiment, tmp_path, capsys):
+    # Before: --out on a file was a FileExistsError traceback (exit 1), after the model had
+    # loaded; --experiment on a file said "does not exist".
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    args = ["test", "--experiment", str(trained_experiment), "--no-images"]
+    assert main([*args, "--out", str(plain)]) == 2
+    assert f"--out '{plain}' is a file; expected a folder" in capsys.readouterr().err
+    assert main([*args, "--out", str(plain / "sub")]) == 2
+    assert f"is inside '{plain}', which is a file" in capsys.readouterr().err
+    assert main(["test", "--experiment", str(plain)]) == 2
+    assert f"experiment directory '{plain}' is not a directory" in capsys.readouterr().err
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 

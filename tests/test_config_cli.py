@@ -139,6 +139,10 @@ def test_import_converts_an_upstream_config_and_names_what_it_could_not_map(tmp_
     # a second import does not overwrite without --force
     assert main(["config", "import", str(src), "--output", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
+    # Before: an output under a file was a FileExistsError traceback (exit 1).
+    assert main(["config", "import", str(src), "--output", str(out / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"is inside '{out}', which is a file" in err and "Traceback" not in err
 
 
 def test_an_upstream_file_given_to_train_says_to_import_it(tmp_path, capsys):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _support import spawn_logged, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -13,6 +17,7 @@ from PIL import Image
 from nectargan.cli.main import main
 from nectargan.dataset import pair_folders, split_dataset
 from nectargan.dataset.tools import split_counts
+from nectargan.errors import DataUserError
 
 
 def save(path: Path, value: int, size: tuple[int, int] = (8, 6), mode: str = "RGB") -> Path:
@@ -162,3 +167,72 @@ def test_cli_reports_errors_without_traceback(
     )
     err = capsys.readouterr().err
     assert "nectargan data pair: error:" in err and "only_a" in err
+
+
+def _pair_sources(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    for i in range(n):
+        save(tmp_path / "A" / f"{i}.png", i)
+        save(tmp_path / "B" / f"{i}.png", 200 - i)
+    return tmp_path / "A", tmp_path / "B"
+
+
+def all_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_pair_with_a_bad_image_writes_nothing_and_the_rerun_works(tmp_path: Path) -> None:
+    # Before: the pairs before the bad one stayed, and the rerun was refused
+    # ("already holds images; use an empty one").
+    a, b = _pair_sources(tmp_path, 3)
+    (b / "2.png").write_text("not an image")
+    with pytest.raises(DataUserError, match="cannot read image file"):
+        pair_folders(a, b, tmp_path / "out")
+    assert all_files(tmp_path / "out") == []
+    save(b / "2.png", 1)
+    assert pair_folders(a, b, tmp_path / "out") == {".": 3}
+    assert names(tmp_path / "out") == ["0.png", "1.png", "2.png"]
+
+
+def test_split_staging_leaves_the_layout_and_no_hidden_folder(flat: Path, tmp_path: Path) -> None:
+    split_dataset(flat, tmp_path / "out", ratios=(1.0, 0.0, 0.0))
+    assert names(tmp_path / "out") == ["test", "train", "val"]
+    assert len(list((tmp_path / "out" / "train").iterdir())) == 20
+
+
+@pytest.mark.parametrize("command", ["pair", "split"])
+def test_output_that_is_a_file_or_under_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # Before: "pair: File exists: ..." / "split: Not a directory: '.../train'".
+    a, b = _pair_sources(tmp_path, 1)
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    sources = [str(a), str(b)] if command == "pair" else [str(a)]
+    assert run_cli("data", command, *sources, str(plain)) == 2
+    assert f"output folder '{plain}' is a file; expected a folder" in capsys.readouterr().err
+    assert run_cli("data", command, *sources, str(plain / "sub")) == 2
+    assert f"is inside '{plain}', which is a file" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_pair_leaves_no_partial_output(tmp_path: Path) -> None:
+    # Noise does not compress, so each pair takes long enough to be interrupted mid-run.
+    noise = np.random.default_rng(0).integers(0, 256, (384, 384, 3), dtype=np.uint8)
+    for side in ("A", "B"):
+        (tmp_path / side).mkdir()
+        Image.fromarray(noise).save(tmp_path / side / "0.png", compress_level=0)
+        for i in range(1, 40):
+            shutil.copyfile(tmp_path / side / "0.png", tmp_path / side / f"{i}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "nectargan", "data", "pair"]
+    proc = spawn_logged(
+        [*cmd, str(tmp_path / "A"), str(tmp_path / "B"), str(out)], tmp_path / "log"
+    )
+    try:
+        wait_for(lambda: out.is_dir() and all_files(out), timeout=60, what="a first staged pair")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+    assert all_files(out) == [], "half a dataset was left behind"
+    assert "interrupted" in (tmp_path / "log.err").read_text()

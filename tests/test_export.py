@@ -13,6 +13,7 @@ from nectargan.cli.main import main
 from nectargan.errors import CheckpointUserError
 from nectargan.inference.checkpoints import load_inference_generator, parse_epoch
 from nectargan.inference.model_info import config_digest
+from nectargan.utils.atomic import current_umask
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -229,3 +230,24 @@ def test_epoch_best_uses_best_pt(tiny_experiment, tmp_path, capsys):
     shutil.copy(run / "checkpoints" / "epoch_0001.pt", run / "checkpoints" / "best.pt")
     assert main([*args, "-o", str(tmp_path / "b")]) == 0
     assert "best.pt (after epoch 1)" in capsys.readouterr().err
+
+
+def test_output_folder_gets_the_default_name_with_open_permissions(tiny_experiment, tmp_path):
+    # Before: `--output DIR/` wrote a file named DIR (mode 0600), and `--output
+    # EXISTING_DIR --overwrite` was an IsADirectoryError traceback.
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for out in (folder, f"{tmp_path / 'new'}/"):
+        assert main(["export", "--experiment", str(tiny_experiment), "-o", str(out)]) == 0
+    for written in (folder / "epoch_0002.onnx", tmp_path / "new" / "epoch_0002.onnx"):
+        assert written.is_file()
+        assert written.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def test_output_under_a_file_is_a_user_error(tiny_experiment, tmp_path, capsys):
+    (tmp_path / "plain").write_text("x")
+    out = tmp_path / "plain" / "m.onnx"
+    assert main(["export", "--experiment", str(tiny_experiment), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--output '{out}' is inside '{tmp_path / 'plain'}', which is a file" in err
+    assert "Traceback" not in err

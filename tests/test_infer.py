@@ -264,3 +264,19 @@ def test_epoch_choice_and_output_that_is_a_file(tiny_experiment, messy_folder, t
     (tmp_path / "file").write_text("")
     assert main([*args, "-o", str(tmp_path / "file")]) == 2
     assert "is a file" in capsys.readouterr().err
+    # Before: an output under a file was a NotADirectoryError traceback (exit 1).
+    assert main([*args, "-o", str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"is inside '{tmp_path / 'file'}', which is a file" in err and "Traceback" not in err
+
+
+def test_model_that_is_a_folder_or_a_torchscript_file(tmp_path, messy_folder, capsys):
+    pytest.importorskip("onnxruntime")
+    img = str(messy_folder / "gray.png")
+    out = ["-o", str(tmp_path / "out")]
+    assert main(["infer", "--model", str(tmp_path), img, *out]) == 2
+    assert f"model file '{tmp_path}' is a folder; expected an .onnx file" in capsys.readouterr().err
+    scripted = tmp_path / "g.torchscript.pt"
+    scripted.write_bytes(b"PK\x03\x04 not onnx")
+    assert main(["infer", "--model", str(scripted), img, *out]) == 2
+    assert "--model takes an .onnx file" in capsys.readouterr().err

@@ -54,3 +54,13 @@ def test_bad_augment_key_is_refused_before_any_image(tmp_path, dataroot, capsys)
     rc, grid = preview(tmp_path, dataroot, "--set", "dataloader.augment.elastic.p=1.5")
     assert rc == 2 and grid is None
     assert "dataloader.augment.elastic.p" in capsys.readouterr().err
+
+
+def test_output_that_is_a_folder_or_under_a_file(tmp_path, dataroot, capsys):
+    # Before: "preview: Is a directory: '.../.grid.png.x1y2z3.tmp'", our temporary name.
+    args = ["data", "preview", "--config", "demo", "--dataroot", str(dataroot)]
+    assert main([*args, "--output", str(tmp_path)]) == 2
+    assert f"--output '{tmp_path}' is a folder; expected a .png file" in capsys.readouterr().err
+    (tmp_path / "plain").write_text("x")
+    assert main([*args, "--output", str(tmp_path / "plain" / "g.png")]) == 2
+    assert f"is inside '{tmp_path / 'plain'}', which is a file" in capsys.readouterr().err

@@ -73,7 +73,9 @@ def test_reuses_a_finished_dataset_with_same_settings(tmp_path: Path) -> None:
     ("kw", "match"),
     [
         ({"n": 0}, "n 0 must be a positive integer"),
-        ({"size": 8}, "size 8 must be an integer >= 16"),
+        ({"size": 8}, "size 8 must be an integer >= 16 and <= 2048"),
+        # Before: a MemoryError traceback (150 GB of arrays).
+        ({"size": 100000}, "size 100000 must be an integer >= 16 and <= 2048"),
         ({"ratios": (0.8, 0.1)}, "must be three non-negative numbers"),
         ({"ratios": (0.8, 0.3, 0.1)}, "must sum to 1, they sum to 1.2"),
     ],
@@ -109,3 +111,13 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_data_without_subcommand_shows_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("data") == 2
     assert "synth" in capsys.readouterr().err
+
+
+def test_cli_synth_into_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "synth: Not a directory: '.../dataset.json'", a name the user never gave.
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert main(["data", "synth", str(plain), "--n", "2", "--size", "16"]) == 2
+    assert f"output folder '{plain}' is a file; expected a folder" in capsys.readouterr().err
+    assert main(["data", "synth", str(plain / "sub"), "--n", "2", "--size", "16"]) == 2
+    assert f"is inside '{plain}', which is a file" in capsys.readouterr().err

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
-from _support import tiny_training_config, wait_for
+from _support import tiny_training_config, wait_for, write_config
 
 from nectargan import run_metrics as rm
 from nectargan.cli.main import main
@@ -270,3 +272,18 @@ def test_helpers():
         {"epoch": 3, "total_epochs": 10, "best": {"epoch": 2, "l1": 0.05}, "eta_s": 3700}
     )
     assert "3/10" in html_text and "0.0500 at epoch 2" in html_text and "1h01m40s" in html_text
+
+
+def test_a_few_synth_pairs_with_empty_val_and_test_train_and_hint_is_quoted(tmp_path, capsys):
+    # Before: `data synth --n 3` left val/ and test/ empty and `train` on it failed with
+    # "no image files in '.../val'"; the printed hints broke on a path with a space.
+    root = tmp_path / "ünï data"
+    assert main(["data", "synth", str(root), "--n", "3", "--size", "32"]) == 0
+    assert not list((root / "val").iterdir()) and not list((root / "test").iterdir())
+    cfg = tiny_training_config(tmp_path / "my runs", root, "few")
+    assert main(["train", "--config", str(write_config(tmp_path, cfg))]) == 0
+    out = capsys.readouterr().out
+    assert "validation: off" in out
+    hint = next(line for line in out.splitlines() if line.startswith("evaluate with: "))
+    exp = Path(shlex.split(hint.removeprefix("evaluate with: "))[-1])
+    assert exp.parent == tmp_path / "my runs" and (exp / "checkpoints").is_dir()

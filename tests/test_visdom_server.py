@@ -60,6 +60,11 @@ def test_start_status_stop_cycle(port, tmp_path):
     again = nectargan("visdom", "start", "--port", str(port))
     assert again.returncode == 0
     assert "reusing" in again.stdout
+    assert "warning" not in again.stderr
+    # Before: another --env-dir on a running port was dropped without a word.
+    other = nectargan("visdom", "start", "--port", str(port), "--env-dir", str(tmp_path / "b"))
+    assert other.returncode == 0 and "reusing" in other.stdout
+    assert f"keeps its envs in {env_dir.resolve()}, not --env-dir {tmp_path / 'b'}" in other.stderr
 
     stop = nectargan("visdom", "stop", "--port", str(port))
     assert stop.returncode == 0, stop.stdout
@@ -131,6 +136,18 @@ def test_port_taken_by_something_else_is_a_clear_error(port):
         res = nectargan("visdom", "start", "--port", str(port))
     assert res.returncode == 2
     assert f"port {port}" in res.stderr and "not a Visdom server" in res.stderr
+
+
+@pytest.mark.parametrize("command", ["start", "serve"])
+def test_env_dir_that_is_a_file_is_named_and_nothing_starts(port, tmp_path, command):
+    # Before: a FileExistsError / NotADirectoryError traceback (exit 1).
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    for env_dir in (plain, plain / "envs"):
+        res = nectargan("visdom", command, "--port", str(port), "--env-dir", str(env_dir))
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert f"Visdom env folder '{env_dir}'" in res.stderr
+    assert server.probe("127.0.0.1", port) == "free"
 
 
 def test_bad_port_is_named():

@@ -44,6 +44,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from nectargan.config.config import read_json
     from nectargan.config.upstream import convert, is_upstream
     from nectargan.utils.atomic import atomic_write_text
+    from nectargan.utils.outputs import output_file
 
     source, output = Path(args.file), Path(args.output)
     data = read_json(source)
@@ -52,8 +53,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             f'{source}: not an upstream NectarGAN config (expected a top-level "config" '
             "object); ours can be checked with: nectargan config check FILE"
         )
-    if output.is_dir():
-        raise ConfigUserError(f"--output: {str(output)!r} is a directory; expected a file path")
+    output_file(output, "--output", "a .json file name")
     if output.exists() and not args.force:
         raise ConfigUserError(f"--output: {str(output)!r} exists; pass --force to overwrite it")
     converted, notes = convert(data)

@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         "-o",
         metavar="FILE",
-        help="default: DIR/export/epoch_NNNN.onnx (or .torchscript.pt)",
+        help="a file, or a folder to write epoch_NNNN.onnx into "
+        "(default: DIR/export/epoch_NNNN.onnx, or .torchscript.pt)",
     )
     p.add_argument(
         "--opset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from importlib import resources
@@ -328,7 +329,7 @@ def _train(args: argparse.Namespace) -> int:
     trainer.close()
     print(f"done: {trainer.total_epochs} epochs in {format_duration(seconds)}")
     print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
-    print(f"evaluate with: nectargan test --experiment {trainer.experiment_dir}")
+    print(f"evaluate with: nectargan test --experiment {shlex.quote(str(trainer.experiment_dir))}")
     return 0
 
 
@@ -359,7 +360,8 @@ def _print_resume_hint(trainer: Any) -> None:
             file=sys.stderr,
         )
         return
-    print(f"resume with: nectargan train --resume {trainer.experiment_dir}", file=sys.stderr)
+    resume = shlex.quote(str(trainer.experiment_dir))  # a hint to paste, spaces and all
+    print(f"resume with: nectargan train --resume {resume}", file=sys.stderr)
 
 
 # -- test ---------------------------------------------------------------------------------

@@ -78,11 +78,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     opts = _options(args)
     if server.probe(opts.host, opts.port) != "free":
         raise server.ServerError(f"port {opts.port} is already in use")
+    from nectargan.utils.outputs import output_dir
     from nectargan.visualizer.visdom import _serve
+
+    output_dir(opts.env_dir, server.ENV_DIR_WHAT)
 
     argv = opts.command()[3:]  # drop "python -m module"
     _serve.main(argv)
     return 0
+
+
+def _warn_other_env_dir(args: argparse.Namespace, record: server.ServerRecord) -> None:
+    """A reused server keeps its own env folder; an --env-dir that differs is not silently lost."""
+    if args.env_dir is None or record.pid < 0:  # not asked for, or not ours (folder unknown)
+        return
+    if Path(record.env_dir).resolve() != Path(args.env_dir).resolve():
+        print(
+            f"warning: that server keeps its envs in {record.env_dir}, not --env-dir "
+            f"{args.env_dir}; to use {args.env_dir}, stop it first "
+            f"(nectargan visdom stop --port {args.port}) or pick another --port",
+            file=sys.stderr,
+        )
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -90,6 +106,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     record, started = server.start(opts)
     if not started:
         print(f"A Visdom server already answers on port {opts.port}; reusing it: {record.url}")
+        _warn_other_env_dir(args, record)
         return 0
     if not server.assets_present():
         print(server.MISSING_ASSETS_LINE, file=sys.stderr)

@@ -102,7 +102,7 @@ class SyntheticConfig(Section):
     """The built-in dataset, generated once when no dataroot is given."""
 
     n: int = Field(400, ge=10, description="Number of image pairs (split 80/10/10).")
-    size: int = Field(64, ge=16, description="Side of each square image, px.")
+    size: int = Field(64, ge=16, le=2048, description="Side of each square image, px.")
     seed: int = Field(0, ge=0, description="Seed of the generated shapes.")
 
 

@@ -10,6 +10,7 @@ maps what has a counterpart and returns one note per key it could not map
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,7 +33,7 @@ def upstream_hint(data: Mapping[str, Any], source: str) -> str | None:
     """The problem line for an upstream file given where ours is expected."""
     if not is_upstream(data):
         return None
-    where = source if source != "config" else "FILE"
+    where = shlex.quote(source) if source != "config" else "FILE"
     return (
         'top level: this is an upstream NectarGAN config (everything under "config"); '
         f"convert it first: nectargan config import {where} --output converted.json"

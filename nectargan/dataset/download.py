@@ -8,6 +8,7 @@ The archives are the ones the pix2pix reference download script uses:
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,7 @@ def summary(result: DownloadResult) -> str:
     return (
         f"{result.folder.name} {state} {result.folder}{hint}\n"
         f"  images: {counts}\n"
-        f"  train with: nectargan train --dataroot {result.folder}"
+        f"  train with: nectargan train --dataroot {shlex.quote(str(result.folder))}"
     )
 
 

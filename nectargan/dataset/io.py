@@ -33,6 +33,11 @@ def list_images(folder: Path) -> list[Path]:
     return sorted((p for p in Path(folder).iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
+def has_images(folder: Path) -> bool:
+    """Whether ``folder`` exists and holds an image: an empty split counts as absent."""
+    return Path(folder).is_dir() and any(is_image_file(p) for p in Path(folder).iterdir())
+
+
 def check_channels(channels: int) -> str:
     if channels not in CHANNEL_MODES:
         raise ConfigUserError(f"channels {channels!r} is not supported; expected one of 1, 3, 4")

@@ -15,6 +15,7 @@ from PIL import Image
 from nectargan.dataset.io import to_uint8
 from nectargan.errors import DataUserError
 from nectargan.utils.atomic import atomic_writer
+from nectargan.utils.outputs import output_file
 
 GAP = 4  # pixels of white between the columns and rows
 MAX_PAIRS = 256
@@ -52,7 +53,7 @@ def sample_pairs(dataset, n: int, seed: int) -> list[tuple[torch.Tensor, torch.T
 
 def write_preview(dataset, n: int, seed: int, output: str | Path) -> Path:
     """Write the grid as PNG (atomically: a half-written file never appears)."""
-    output = Path(output)
+    output = output_file(output, "--output", "a .png file name")
     grid = pair_grid(sample_pairs(dataset, n, seed))
     with atomic_writer(output) as f:
         grid.save(f, format="PNG", optimize=True)

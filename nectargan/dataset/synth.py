@@ -21,10 +21,13 @@ from PIL import Image
 from nectargan.dataset.io import SPLITS, list_images
 from nectargan.dataset.tools import check_ratios, split_counts
 from nectargan.errors import DataExistsError, DataUserError
+from nectargan.utils.outputs import output_dir
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
 MIN_SIZE = 16
+# Rendering holds a dozen full-size arrays at once: 2048 px is ~1 GB, 100000 px would be 150 GB.
+MAX_SIZE = 2048
 
 # Label-map colours (A): background + 4 material classes.
 LABEL_COLORS = np.array(
@@ -179,8 +182,10 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
 def _check_args(n: int, size: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise DataUserError(f"n {n!r} must be a positive integer number of pairs")
-    if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
-        raise DataUserError(f"size {size!r} must be an integer >= {MIN_SIZE} pixels")
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise DataUserError(
+            f"size {size!r} must be an integer >= {MIN_SIZE} and <= {MAX_SIZE} pixels"
+        )
 
 
 def generate_synthetic_dataset(
@@ -199,6 +204,7 @@ def generate_synthetic_dataset(
     _check_args(n, size)
     out_dir = Path(out_dir)
     manifest = _manifest(n, size, seed, check_ratios(ratios))
+    output_dir(out_dir, "output folder")
     if _same_settings(_read_manifest(out_dir), manifest):
         return out_dir
     _prepare_output(out_dir, overwrite)

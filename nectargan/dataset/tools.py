@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
 
 from nectargan.dataset.io import SPLITS, list_images, load_image, side_by_side
 from nectargan.errors import DataExistsError, DataUserError, MissingDataError
+from nectargan.utils.outputs import output_dir
 
 # Long lists of unmatched names are cut to this many in error messages.
 MAX_LISTED = 20
@@ -64,13 +68,32 @@ def _require_dir(path: Path, what: str) -> None:
         raise MissingDataError(f"{what} '{path}' is not a directory")
 
 
-def _ensure_empty_output(folder: Path) -> None:
+def _refuse_images(folder: Path) -> None:
     if folder.is_dir() and list_images(folder):
         raise DataExistsError(f"output folder '{folder}' already holds images; use an empty one")
-    folder.mkdir(parents=True, exist_ok=True)
 
 
-def _pair_one_folder(a_dir: Path, b_dir: Path, out_dir: Path, resize: bool) -> int:
+@contextmanager
+def _staged(out_dir: Path) -> Iterator[Path]:
+    """A hidden folder in ``out_dir`` whose files move into ``out_dir`` once all are written.
+
+    A bad image halfway, a full disk or Ctrl-C then leaves ``out_dir`` as it was, not
+    a partial dataset that the rerun would refuse ("already holds images"). The
+    folder's dot-name keeps a ``kill -9`` leftover out of :func:`list_images`.
+    """
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield stage
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            target = out_dir / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _matched(a_dir: Path, b_dir: Path) -> dict[str, tuple[Path, Path]]:
+    """A and B images by shared name; every mismatch is reported before anything is written."""
     a, b = _by_stem(a_dir), _by_stem(b_dir)
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if only_a or only_b:
@@ -82,18 +105,22 @@ def _pair_one_folder(a_dir: Path, b_dir: Path, out_dir: Path, resize: bool) -> i
         raise DataUserError("\n".join(msg))
     if not a:
         raise MissingDataError(f"no image files in '{a_dir}'")
-    _ensure_empty_output(out_dir)
-    for stem in sorted(a):
-        img_a, img_b = load_image(a[stem], 3), load_image(b[stem], 3)
+    return {stem: (a[stem], b[stem]) for stem in sorted(a)}
+
+
+def _write_pairs(pairs: dict[str, tuple[Path, Path]], dest: Path, resize: bool) -> int:
+    dest.mkdir(parents=True, exist_ok=True)
+    for stem, (path_a, path_b) in pairs.items():
+        img_a, img_b = load_image(path_a, 3), load_image(path_b, 3)
         if img_a.size != img_b.size:
             if not resize:
                 raise DataUserError(
-                    f"'{a[stem]}' is {img_a.size[0]}x{img_a.size[1]} but '{b[stem]}' is "
+                    f"'{path_a}' is {img_a.size[0]}x{img_a.size[1]} but '{path_b}' is "
                     f"{img_b.size[0]}x{img_b.size[1]}; pass resize=True (--resize) to fit B to A"
                 )
             img_b = img_b.resize(img_a.size, Image.BICUBIC)
-        side_by_side(img_a, img_b).save(out_dir / f"{stem}.png")
-    return len(a)
+        side_by_side(img_a, img_b).save(dest / f"{stem}.png")
+    return len(pairs)
 
 
 def pair_folders(
@@ -104,6 +131,7 @@ def pair_folders(
     If A and B both hold train/val/test subfolders, each is paired into the same subfolder
     of ``out_dir`` (the pix2pix layout directly); otherwise the images directly inside are
     paired into ``out_dir`` and can then be split with ``split_dataset``. Returns counts.
+    All or nothing: the images appear in ``out_dir`` only once every pair is written.
     """
     a_dir, b_dir, out_dir = Path(a_dir), Path(b_dir), Path(out_dir)
     _require_dir(a_dir, "A folder")
@@ -115,9 +143,13 @@ def pair_folders(
             f"A '{a_dir}' has split folders {a_splits} but B '{b_dir}' has {b_splits}; "
             f"they must match"
         )
-    if not a_splits:
-        return {".": _pair_one_folder(a_dir, b_dir, out_dir, resize)}
-    return {s: _pair_one_folder(a_dir / s, b_dir / s, out_dir / s, resize) for s in a_splits}
+    folders = {s: (a_dir / s, b_dir / s) for s in a_splits} or {".": (a_dir, b_dir)}
+    matched = {split: _matched(a, b) for split, (a, b) in folders.items()}
+    output_dir(out_dir, "output folder")
+    for split in matched:
+        _refuse_images(out_dir / split)
+    with _staged(out_dir) as stage:
+        return {split: _write_pairs(m, stage / split, resize) for split, m in matched.items()}
 
 
 def split_dataset(
@@ -130,6 +162,7 @@ def split_dataset(
 
     The shuffle depends only on ``seed`` and the sorted file names, so reruns are identical.
     Splits with zero images are still created (empty) so the layout is always complete.
+    All or nothing, as for :func:`pair_folders`.
     """
     src, out_dir = Path(src), Path(out_dir)
     _require_dir(src, "source folder")
@@ -140,11 +173,16 @@ def split_dataset(
         raise MissingDataError(f"no image files in '{src}'")
     random.Random(seed).shuffle(paths)
     counts = split_counts(len(paths), ratios)
+    output_dir(out_dir, "output folder")
     for split in SPLITS:
-        _ensure_empty_output(out_dir / split)
-    start = 0
-    for split, count in zip(SPLITS, counts, strict=True):
-        for path in paths[start : start + count]:
-            shutil.copy2(path, out_dir / split / path.name)
-        start += count
+        _refuse_images(out_dir / split)
+    with _staged(out_dir) as stage:
+        start = 0
+        for split, count in zip(SPLITS, counts, strict=True):
+            (stage / split).mkdir()
+            for path in paths[start : start + count]:
+                shutil.copy2(path, stage / split / path.name)
+            start += count
+    for split in SPLITS:
+        (out_dir / split).mkdir(exist_ok=True)
     return dict(zip(SPLITS, counts, strict=True))

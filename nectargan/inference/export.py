@@ -18,6 +18,8 @@ import torch
 from nectargan.errors import DataUserError
 from nectargan.experiment_layout import EXPORT_DIR
 from nectargan.inference.model_info import ModelInfo
+from nectargan.utils.atomic import current_umask
+from nectargan.utils.outputs import output_file
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -48,7 +50,9 @@ def export_experiment(
 
         require("onnx", "onnxruntime", *(["onnxscript"] if uses_dynamo(opset_version) else []))
     generator, config, info, checkpoint = load_inference_generator(experiment_dir, epoch, "cpu")
-    out = Path(output) if output else default_output(experiment_dir, info.epoch, fmt)
+    out = default_output(experiment_dir, info.epoch, fmt)
+    if output:
+        out = _into_folder(output, out.name)
     report = export_generator(
         generator,
         config,
@@ -62,6 +66,16 @@ def export_experiment(
     )
     report["checkpoint"] = str(checkpoint)
     return report
+
+
+def _into_folder(output: str | Path, name: str) -> Path:
+    """``--output`` as given, or ``output/name`` for a folder (existing, or written ``dir/``).
+
+    As with ``cp``: naming a folder means "put it in there", not "replace the folder".
+    """
+    if Path(output).is_dir() or str(output).endswith(("/", os.sep)):
+        return Path(output) / name
+    return Path(output)
 
 
 def _check_format(fmt: str) -> None:
@@ -94,14 +108,14 @@ def export_generator(
     from nectargan.onnx.metadata import metadata_for
 
     _check_format(fmt)
-    out = Path(out)
+    out = output_file(out, "--output", f"a file name such as generator{SUFFIX[fmt]}")
     if out.exists() and not overwrite:
         raise DataUserError(f"'{out}' already exists; pass --overwrite to replace it")
     hw = check_static_hw(static_hw, info.size_multiple)
     info = replace(info, static_hw=hw)
     generator = generator.to("cpu").eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=SUFFIX[fmt], dir=out.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # as a plain open() would, not mkstemp's 0600
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -23,6 +23,7 @@ from nectargan.inference.backends import Backend
 from nectargan.inference.inputs import InputItem, read_input
 from nectargan.inference.sizing import Fitted, fit_image, unfit_output
 from nectargan.utils.atomic import atomic_writer
+from nectargan.utils.outputs import output_dir
 from nectargan.utils.progress import ProgressBar
 
 # Pending images of mixed sizes are flushed once this many batches' worth wait.
@@ -81,8 +82,7 @@ def infer_images(
     if options.batch_size < 1:
         raise DataUserError(f"--batch-size: expected a number >= 1, got {options.batch_size}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataUserError(f"--output '{out_dir}' is a file; expected a folder (new or existing)")
+    output_dir(out_dir, "--output")
     if not options.overwrite:
         refuse_existing(output_paths(items, out_dir))
     info = backend.info

@@ -45,6 +45,8 @@ def open_session(path: str | Path, device: str = "cpu", threads: int = 0) -> Any
     """An ``onnxruntime.InferenceSession`` for ``path`` on ``device``."""
     (ort,) = require("onnxruntime", purpose="running an .onnx model")
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model file '{path}' is a folder; expected an .onnx file")
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist")
     options = ort.SessionOptions()
@@ -54,7 +56,17 @@ def open_session(path: str | Path, device: str = "cpu", threads: int = 0) -> Any
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelFileError(f"cannot load '{path}' as an ONNX model: {exc}") from exc
+        raise ModelFileError(f"cannot load '{path}' as an ONNX model: {exc}{_hint(path)}") from exc
+
+
+def _hint(path: Path) -> str:
+    """What to do with the file ``--model`` was most likely given by mistake."""
+    if path.name.endswith(".pt"):
+        return (
+            "; --model takes an .onnx file (nectargan export --format onnx); for a run's "
+            "checkpoints use --experiment DIR"
+        )
+    return ""
 
 
 def model_info(session: Any) -> ModelInfo:

@@ -113,7 +113,8 @@ def find_checkpoint(experiment_dir: str | Path, epoch: int | str = -1) -> Path:
     ``best.pt`` (best validation L1) for ``'best'``."""
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
-        raise CheckpointError(f"experiment directory {str(experiment_dir)!r} does not exist")
+        problem = "is not a directory" if experiment_dir.exists() else "does not exist"
+        raise CheckpointError(f"experiment directory {str(experiment_dir)!r} {problem}")
     if epoch == "best":
         best = checkpoint_dir(experiment_dir) / BEST
         if not best.is_file():

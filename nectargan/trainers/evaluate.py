@@ -28,6 +28,7 @@ from nectargan.trainers.builders import build_generator
 from nectargan.trainers.data import make_dataset
 from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode, resolve_device, resolve_precision
+from nectargan.utils.outputs import output_dir
 
 METRICS_FILE = layout.METRICS_FILE
 TEST_DIR = layout.TEST_DIR
@@ -127,6 +128,8 @@ def evaluate_experiment(
     fp32). ``max_images``: at most that many evenly spread items, the ones
     the live validation uses. Returns the report that was written.
     """
+    if out_dir:
+        output_dir(out_dir, "--out")  # before the model loads, not after the work
     dev = resolve_device(device)
     autocast = resolve_precision(precision, dev)
     generator, config, state, path = load_generator(experiment_dir, epoch, dev)
@@ -143,7 +146,7 @@ def evaluate_experiment(
         / TEST_DIR
         / (prefix + layout.evaluation_dir_name(trained, suffix))
     )
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out, "--out")
     result = evaluate_generator(
         generator,
         dataset,

@@ -26,6 +26,7 @@ from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.config.schema import Network
 from nectargan.dataset import PairedDataset
+from nectargan.dataset.io import has_images
 from nectargan.dataset.shape_check import warn_if_not_side_by_side
 from nectargan.losses import pix2pix
 from nectargan.scheduling import make_pix2pix_lr_scheduler
@@ -109,7 +110,7 @@ class Pix2pixTrainer(Trainer):
             make_loader(train_set, dl, self.device, train=True, seed=self.config.common.seed)
         )
         self.val_dataset: PairedDataset | None = None
-        if (root / "val").is_dir():
+        if has_images(root / "val"):  # the example images; an empty val/ is no val/
             self.val_dataset = make_dataset(dl, root, "val", train=False)
 
     def _check_first_item(self, dataset: PairedDataset) -> None:

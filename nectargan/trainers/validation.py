@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from nectargan.dataset import PairedDataset
+from nectargan.dataset.io import has_images
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.data import make_dataset
 from nectargan.trainers.evaluate import evaluate_generator, spread_indices
@@ -62,9 +63,13 @@ class ValResult:
 
 
 def validation_split(root: Path) -> str | None:
-    """``val`` when the dataset has it, else ``test``, else None (no validation possible)."""
+    """``val`` when the dataset has images there, else ``test``, else None (no validation).
+
+    An empty folder counts as absent: ``data synth`` or ``data split`` of a few images
+    leaves val/ and test/ empty, and such a dataset must still train.
+    """
     for split in SPLITS:
-        if (Path(root) / split).is_dir():
+        if has_images(Path(root) / split):
             return split
     return None
 

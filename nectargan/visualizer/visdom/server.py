@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nectargan.errors import ConfigUserError, ServerUserError
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.outputs import output_dir
 from nectargan.visualizer.visdom.assets import assets_present
 
 DEFAULT_PORT = 8097
@@ -203,9 +204,13 @@ def wait_until_answering(opts: ServerOptions, deadline_s: float, pid: int | None
     return False
 
 
+# How a bad env folder is named in errors (--env-dir, or the config's for an autostart).
+ENV_DIR_WHAT = "Visdom env folder"
+
+
 def spawn(opts: ServerOptions, log_path: Path) -> subprocess.Popen:
     """Start the server process fully detached, output appended to ``log_path``."""
-    opts.env_dir.mkdir(parents=True, exist_ok=True)
+    output_dir(opts.env_dir, ENV_DIR_WHAT)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if opts.login:
