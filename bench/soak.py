@@ -54,6 +54,7 @@ from nectargan.visualizer.visdom.windows import LineWindow, PanelWindow
 DEMO = Path(__file__).resolve().parents[1] / "nectargan" / "config" / "demo.json"
 ENV = "bench_soak"
 WRITES = ("val_metrics", "epoch_stats", "timing", "loss_log")
+PER_STEP = {"s_per_step", "rss_kib", "heap_kib"}  # slopes per 1000 steps; the rest per 100 epochs
 
 
 # -- setup ------------------------------------------------------------------------------
@@ -99,8 +100,11 @@ def timed(seconds: dict[str, list[float]], key: str, fn: Callable[..., Any]) -> 
 def instrument(trainer: Any) -> dict[str, list[float]]:
     """Time every per-epoch file write and the monitor's epoch hook; returns where they go."""
     seconds: dict[str, list[float]] = {}
-    rm.write_val_metrics = timed(seconds, "val_metrics", rm.write_val_metrics)
-    rm.write_epoch_stats = timed(seconds, "epoch_stats", rm.write_epoch_stats)
+    for key in ("val_metrics", "epoch_stats"):  # the epoch's call is the last one timed
+        for verb in ("write", "append"):
+            name = f"{verb}_{key}"
+            if hasattr(rm, name):  # append_*: since the soak's fix
+                setattr(rm, name, timed(seconds, key, getattr(rm, name)))
     trainer_module.record_epoch = timed(seconds, "timing", trainer_module.record_epoch)
     lm = trainer.loss_manager
     lm.flush_log = timed(seconds, "loss_log", lm.flush_log)
@@ -266,31 +270,22 @@ def summarize(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [flat(s) for s in samples]
     n = len(rows)
     early, late = rows[n // 5 : 2 * n // 5], rows[4 * n // 5 :]
-    per_step = {"s_per_step", "rss_kib", "heap_kib"}
-    out = []
-    for key in rows[-1]:
-        if key in ("epoch", "step"):
-            continue
-        unit_x, scale = ("step", 1000.0) if key in per_step else ("epoch", 100.0)
+    return [
+        figure(key, early, late)
+        | {"epochs": (early[0]["epoch"], early[-1]["epoch"], late[0]["epoch"], n)}
+        for key in rows[-1]
+        if key not in ("epoch", "step")
+    ]
 
-        def fit(window: list[dict[str, float]]) -> float:
-            pts = [(r[unit_x], r[key]) for r in window if key in r]
-            return slope([p[0] for p in pts], [p[1] for p in pts]) * scale
 
-        def med(window: list[dict[str, float]]) -> float:
-            return statistics.median(r[key] for r in window if key in r)
-
-        out.append(
-            {
-                "figure": key,
-                "per": f"{int(scale)} {unit_x}s",
-                "early": med(early),
-                "late": med(late),
-                "slope_early": fit(early),
-                "slope_late": fit(late),
-                "epochs": (early[0]["epoch"], early[-1]["epoch"], late[0]["epoch"], n),
-            }
-        )
+def figure(key: str, early: list[dict[str, float]], late: list[dict[str, float]]) -> dict:
+    """One figure's medians and slopes in the early and the late window."""
+    unit_x, scale = ("step", 1000.0) if key in PER_STEP else ("epoch", 100.0)
+    out: dict[str, Any] = {"figure": key, "per": f"{int(scale)} {unit_x}s"}
+    for name, window in (("early", early), ("late", late)):
+        pts = [(r[unit_x], r[key]) for r in window if key in r]
+        out[name] = statistics.median(p[1] for p in pts)
+        out[f"slope_{name}"] = slope([p[0] for p in pts], [p[1] for p in pts]) * scale
     return out
 
 
