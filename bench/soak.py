@@ -16,8 +16,8 @@ checkpoint every 10 epochs.
 Sampled after every epoch: RSS, open file descriptors and threads; training
 s/step; the LossManager's records held in memory (pending, unlogged,
 history); the engine's retained points per window (loss series and per-epoch
-panels; the loss series' bound is lowered to ``--max-points`` so that it is
-reached mid-run); the Visdom env's size on the server (``win_data``) and of
+panels; their bound, 5000 points a series, is lowered to ``--max-points`` so
+that it is reached mid-run); the Visdom env's size on the server (``win_data``) and of
 its saved env file; the sizes of ``val_metrics.json``, ``epoch_stats.json``,
 ``timing.json``, ``run_info.json`` and the loss log, and the seconds each
 write took; the whole ``RunMonitor.epoch_finished``. Reported: each figure
@@ -149,7 +149,7 @@ def engine_points(trainer: Any) -> dict[str, int]:
         if isinstance(w, LineWindow):
             out[w.win] = sum(len(s) for s in w.series.values())
         elif isinstance(w, PanelWindow):
-            out[w.win] = sum(len(p) for p in w.points.values())
+            out[w.win] = len(w) if hasattr(w, "thinned") else sum(map(len, w.points.values()))
     return out
 
 
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         trainer = Pix2pixTrainer(soak_config(workdir, args.epochs, port))
         vis = trainer.vis
         for w in vis._engine.windows.values():
-            if isinstance(w, LineWindow):
+            if isinstance(w, LineWindow | PanelWindow):
                 w.max_points = args.max_points  # reach the bound mid-run
         vis._engine.save_interval = args.save_interval
         seconds = instrument(trainer)
@@ -334,14 +334,14 @@ def markdown(res: dict[str, Any]) -> str:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=400)
-    p.add_argument("--max-points", type=int, default=400, help="loss series bound (default 5000)")
+    p.add_argument("--max-points", type=int, default=100, help="plot bound (default 5000)")
     p.add_argument("--save-interval", type=float, default=5.0, help="env autosave, seconds")
     p.add_argument("--tracemalloc", action="store_true", help="report the heap's top growth")
     p.add_argument("--quick", action="store_true", help="a smoke run: 20 epochs")
     p.add_argument("--json", type=Path, help="also write the samples and figures here")
     args = p.parse_args()
     if args.quick:
-        args.epochs, args.max_points = 20, 40
+        args.epochs, args.max_points = 20, 8
     return args
 
 
