@@ -145,6 +145,10 @@ def test_a_torn_append_keeps_the_rows_before_it(tmp_path: Path) -> None:
     text = path.read_text()
     path.write_text(text[: text.rindex("\n]") - 7])  # a crash in the middle of the last row
     assert [r["epoch"] for r in rm.read_epoch_stats(tmp_path)] == [1, 2, 3, 4]
+    path.write_text(text[: text.rindex("\n]")] + ",]}\n")  # one byte of an append landed
+    assert [r["epoch"] for r in rm.read_epoch_stats(tmp_path)] == [1, 2, 3, 4, 5]
+    rm.append_epoch_stats(tmp_path, stats_row(6))  # the next append repairs the file
+    assert json.loads(path.read_text())["rows"][-1]["epoch"] == 6
 
 
 def test_timing_record_neither_reads_nor_rewrites_the_earlier_epochs(

@@ -108,10 +108,12 @@ def load_rows(text: str, key: str) -> dict[str, Any]:
 
 
 def _salvage(text: str) -> list[dict[str, Any]]:
+    """Each line's leading JSON object (a torn write may leave bytes after it)."""
+    decoder = json.JSONDecoder()
     rows = []
     for line in text.splitlines()[1:]:
         try:
-            row = json.loads(line.rstrip(","))
+            row, _ = decoder.raw_decode(line)
         except ValueError:
             continue
         if isinstance(row, dict):
