@@ -185,6 +185,8 @@ def sample(trainer: Any, port: int, workdir: Path, seconds: dict[str, list[float
             "run_info": file_size(exp / rm.RUN_INFO_FILE),
             "loss_log_index": file_size(exp / "loss_log.json"),
             "loss_log_dir": tree_size(exp / "loss_log"),
+            "examples_dir": tree_size(exp / "examples"),
+            "checkpoints_dir": tree_size(exp / "checkpoints"),
         },
         "write_s": {k: last.get(k) for k in WRITES},
         "monitor_s": last.get("monitor"),
