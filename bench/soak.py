@@ -23,6 +23,11 @@ its saved env file; the sizes of ``val_metrics.json``, ``epoch_stats.json``,
 write took; the whole ``RunMonitor.epoch_finished``. Reported: each figure
 early and late, and its slope per 100 epochs (per 1000 steps for step time
 and RSS) fitted over the second and the last fifth of the run.
+
+Then, side by side in one process (``--writes N ...``): one epoch's
+``epoch_stats.json`` write after N epochs, the whole indented rewrite every
+epoch that the files used before this bench (re-created here as the
+baseline) against the in-place append they use now, interleaved rep by rep.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from nectargan import run_metrics as rm
 from nectargan.config import Config
 from nectargan.trainers import Pix2pixTrainer
 from nectargan.trainers import trainer as trainer_module
+from nectargan.utils.atomic import atomic_write_text
 from nectargan.visualizer.visdom.windows import LineWindow, PanelWindow
 
 DEMO = Path(__file__).resolve().parents[1] / "nectargan" / "config" / "demo.json"
@@ -242,6 +248,50 @@ def heap_growth(before: Any, after: Any, n: int = 8) -> list[str]:
     ]
 
 
+# -- per-epoch write: whole rewrite vs append, side by side --------------------------------
+
+
+def old_rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The write before the soak's fix: the whole file, indented, atomically, every epoch."""
+    payload = {"format": rm.STATS_FORMAT, "version": rm.VERSION, "rows": rows}
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
+
+
+def compare_writes(workdir: Path, counts: list[int], reps: int) -> list[dict[str, Any]]:
+    """Median ms of one epoch's ``epoch_stats.json`` write after ``n`` epochs, old vs new.
+
+    Interleaved rep by rep in one process, so machine load hits both alike.
+    """
+    out = []
+    for n in counts:
+        rows = [
+            {
+                "epoch": e,
+                "lr_G": 2e-4,
+                "lr_D": 2e-4,
+                "images": 32,
+                "seconds": 0.5,
+                "images_per_s": 64.0,
+            }
+            for e in range(1, n + 1)
+        ]
+        old_dir, new_dir = workdir / f"old{n}", workdir / f"new{n}"
+        old_dir.mkdir()
+        rm.write_epoch_stats(new_dir, rows)
+        times: dict[str, list[float]] = {"old": [], "new": []}
+        for rep in range(reps):
+            row = dict(rows[-1], epoch=n + rep + 1)
+            rows.append(row)
+            started = time.perf_counter()
+            old_rewrite(old_dir / rm.EPOCH_STATS_FILE, rows)
+            times["old"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            rm.append_epoch_stats(new_dir, row)
+            times["new"].append(time.perf_counter() - started)
+        out.append({"epochs": n, **{k: statistics.median(v) for k, v in times.items()}})
+    return out
+
+
 # -- figures ------------------------------------------------------------------------------
 
 
@@ -327,6 +377,20 @@ def markdown(res: dict[str, Any]) -> str:
             f"| {k} | {fmt(k, r['early'])} | {fmt(k, r['late'])} | {fmt(k, r['slope_early'])} "
             f"| {fmt(k, r['slope_late'])} | {r['per']} |"
         )
+    if res.get("writes"):
+        lines += [
+            "",
+            "One epoch's `epoch_stats.json` write after N epochs (median of "
+            f"{res['write_reps']}, interleaved): whole rewrite (before) vs append (after):",
+            "",
+            "| epochs in the file | whole rewrite | append | ratio |",
+            "|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {w['epochs']} | {w['old'] * 1e3:.2f} ms | {w['new'] * 1e3:.2f} ms "
+            f"| {w['old'] / w['new']:.1f}x |"
+            for w in res["writes"]
+        ]
     if res["heap_top"]:
         lines += ["", f"Python heap growth from epoch {res['heap_from_epoch']} to the end:", ""]
         lines += [f"- {line}" for line in res["heap_top"]]
@@ -339,11 +403,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-points", type=int, default=100, help="plot bound (default 5000)")
     p.add_argument("--save-interval", type=float, default=5.0, help="env autosave, seconds")
     p.add_argument("--tracemalloc", action="store_true", help="report the heap's top growth")
+    p.add_argument(
+        "--writes",
+        type=int,
+        nargs="*",
+        default=[10, 100, 1000, 10000, 100000],
+        help="epoch counts for the rewrite-vs-append comparison (none: skip it)",
+    )
+    p.add_argument("--write-reps", type=int, default=15)
     p.add_argument("--quick", action="store_true", help="a smoke run: 20 epochs")
     p.add_argument("--json", type=Path, help="also write the samples and figures here")
     args = p.parse_args()
     if args.quick:
-        args.epochs, args.max_points = 20, 8
+        args.epochs, args.max_points, args.writes, args.write_reps = 20, 8, [10, 100], 3
     return args
 
 
@@ -352,6 +424,9 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="nectargan-bench-soak-") as tmp:
         res: dict[str, Any] = {"machine": machine(), **run(args, Path(tmp))}
+        if args.writes and hasattr(rm, "append_epoch_stats"):
+            res["writes"] = compare_writes(Path(tmp), args.writes, args.write_reps)
+            res["write_reps"] = args.write_reps
     res["summary"] = summarize(res["samples"])
     print(markdown(res))
     if args.json:
