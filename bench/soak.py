@@ -17,7 +17,8 @@ Sampled after every epoch: RSS, open file descriptors and threads; training
 s/step; the LossManager's records held in memory (pending, unlogged,
 history); the engine's retained points per window (loss series and per-epoch
 panels; their bound, 5000 points a series, is lowered to ``--max-points`` so
-that it is reached mid-run); the Visdom env's size on the server (``win_data``) and of
+that it is reached mid-run, as is the loss history's, 10,000 records a loss,
+lowered to ``--history``); the Visdom env's size on the server (``win_data``) and of
 its saved env file; the sizes of ``val_metrics.json``, ``epoch_stats.json``,
 ``timing.json``, ``run_info.json`` and the loss log, and the seconds each
 write took; the whole ``RunMonitor.epoch_finished``. Reported: each figure
@@ -43,6 +44,7 @@ import threading
 import time
 import tracemalloc
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if isinstance(w, LineWindow | PanelWindow):
                 w.max_points = args.max_points  # reach the bound mid-run
         vis._engine.save_interval = args.save_interval
+        lm = trainer.loss_manager
+        lm._history = {k: deque(v, maxlen=args.history) for k, v in lm._history.items()}
         seconds = instrument(trainer)
         heap_from = max(2, args.epochs // 5)
 
@@ -401,6 +405,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=400)
     p.add_argument("--max-points", type=int, default=100, help="plot bound (default 5000)")
+    p.add_argument("--history", type=int, default=1000, help="loss history bound (10000)")
     p.add_argument("--save-interval", type=float, default=5.0, help="env autosave, seconds")
     p.add_argument("--tracemalloc", action="store_true", help="report the heap's top growth")
     p.add_argument(
@@ -416,6 +421,7 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.quick:
         args.epochs, args.max_points, args.writes, args.write_reps = 20, 8, [10, 100], 3
+        args.history = 50
     return args
 
 
