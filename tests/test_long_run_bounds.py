@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,25 @@ def test_timing_record_neither_reads_nor_rewrites_the_earlier_epochs(
     assert io_counts["written"] < 200 and io_counts["read"] <= rows_json.TAIL_WINDOW
     epochs = timing.read_timing(tmp_path)
     assert len(epochs) == 2001 and epochs[-1]["seconds"] == 1.25
+
+
+def test_a_row_a_full_disk_refused_is_written_with_the_next_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nectargan.trainers.run_monitor import RunMonitor
+
+    monitor = RunMonitor.__new__(RunMonitor)  # only what _append_files uses
+    monitor.experiment_dir, monitor.validator, monitor.best = tmp_path, None, None
+    monitor._unwritten = deque()
+    real = rm.append_epoch_stats
+
+    def full_disk(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rm, "append_epoch_stats", full_disk)
+    with pytest.raises(OSError):
+        monitor._append_files(stats_row(1), None)
+    monkeypatch.setattr(rm, "append_epoch_stats", real)
+    monitor._append_files(stats_row(2), None)
+    assert [r["epoch"] for r in rm.read_epoch_stats(tmp_path)] == [1, 2]
+    assert not monitor._unwritten

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class RunMonitor:
         self.val_every = int(vcfg.val_every)
         self.experiment_dir = Path(trainer.experiment_dir)
         self.last_val: dict[str, Any] | None = None  # the latest validation row
+        self._unwritten: deque[tuple[str, dict[str, Any]]] = deque()  # rows a full disk refused
         self.best: dict[str, Any] | None = None
         self._lrs: dict[str, float] = {}
         self._run_started: float | None = None
@@ -204,10 +206,20 @@ class RunMonitor:
             rm.write_epoch_stats(self.experiment_dir, stats_rows)
 
     def _append_files(self, stats: dict[str, Any], val: dict[str, Any] | None) -> None:
-        """The epoch's new rows only: the cost does not grow with the epochs done."""
-        rm.append_epoch_stats(self.experiment_dir, stats)
+        """The epoch's new rows only: the cost does not grow with the epochs done.
+
+        A row whose write failed (a full disk) is kept and written first next time.
+        """
+        self._unwritten.append((rm.EPOCH_STATS_FILE, stats))
         if val is not None:
-            rm.append_val_metrics(self.experiment_dir, val, self._split(), self.best)
+            self._unwritten.append((rm.VAL_METRICS_FILE, val))
+        while self._unwritten:
+            name, row = self._unwritten[0]
+            if name == rm.EPOCH_STATS_FILE:
+                rm.append_epoch_stats(self.experiment_dir, row)
+            else:
+                rm.append_val_metrics(self.experiment_dir, row, self._split(), self.best)
+            self._unwritten.popleft()
 
     def run_info(self) -> dict[str, Any]:
         """The ``run_info`` pane's content, as data (also ``run_info.json``)."""
