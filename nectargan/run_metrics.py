@@ -6,16 +6,17 @@ torch-free. ``val_metrics.json`` and ``epoch_stats.json`` hold one small row
 per epoch, one row a line, and grow by an in-place append of the new row
 (nectargan/utils/rows_json.py), so an epoch's write costs the same at epoch
 10 and at epoch 10,000; they are rewritten whole (atomically) only when a run
-starts or resumes. ``run_info.json`` is small and rewritten whole. Rows are keyed by the number of epochs
-completed (1-based); a resume from an earlier checkpoint drops the rows after
-it (:func:`rows_up_to`), so an epoch never appears twice.
+starts or resumes. ``run_info.json`` is small and rewritten whole. Rows are
+keyed by the number of epochs completed (1-based); a resume from an earlier
+checkpoint drops the rows after it (:func:`rows_up_to`), so an epoch never
+appears twice.
 
-``val_metrics.json``::
+``val_metrics.json`` (one row a line)::
 
-    {"format": "nectargan-val-metrics", "version": 1, "split": "val",
-     "rows": [{"epoch": 1, "l1": .., "psnr": .., "ssim": .., "images": 64,
-               "seconds": 1.9, "precision": "bf16"}, ...],
-     "best": {"epoch": 1, "l1": ..} | null}
+    {"format":"nectargan-val-metrics","version":1,"split":"val","rows":[
+    {"epoch":1,"l1":..,"psnr":..,"ssim":..,"images":64,"seconds":1.9,"precision":"bf16"},
+    ...
+    ],"best":{"epoch":1,"l1":..} | null}
 
 ``epoch_stats.json``: rows ``{"epoch", "lr_G", "lr_D", "images", "seconds",
 "images_per_s"}`` (the learning rates used during that epoch; seconds of

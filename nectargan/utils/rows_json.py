@@ -31,7 +31,7 @@ from typing import Any
 from nectargan.utils.atomic import atomic_write_text
 
 ROWS_END = b"\n]"  # only ever the end of the rows: no row, head or tail holds a newline
-TAIL_WINDOW = 1 << 16  # the tail lies in the file's last bytes
+TAIL_WINDOW = 4096  # what an append reads: the tail (one short line) lies in it
 
 
 def _dumps(value: Any) -> str:
