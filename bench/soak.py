@@ -217,7 +217,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         lm = trainer.loss_manager
         lm._history = {k: deque(v, maxlen=args.history) for k, v in lm._history.items()}
         seconds = instrument(trainer)
-        heap_from = max(2, args.epochs // 5)
+        heap_from = max(2, args.epochs // 2)  # past the history bound: growth left is a leak
 
         def after_epoch(t: Any) -> None:
             if args.tracemalloc and t.epochs_completed == heap_from:
@@ -247,7 +247,7 @@ def heap_growth(before: Any, after: Any, n: int = 8) -> list[str]:
     stats = after.compare_to(before, "traceback")
     return [
         f"{s.size_diff / 1024:+.1f} KiB in {s.count_diff:+d} blocks at "
-        + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback[:4])
+        + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(s.traceback)[::-1][:4])
         for s in stats[:n]
     ]
 
