@@ -92,22 +92,22 @@ def soak_config(workdir: Path, epochs: int, port: int) -> dict[str, Any]:
     return cfg
 
 
-def timed(seconds: dict[str, list[float]], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` that appends each call's duration to ``seconds[key]``."""
+def timed(seconds: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` that leaves its latest call's duration in ``seconds[key]`` (keeps no history)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            seconds.setdefault(key, []).append(time.perf_counter() - started)
+            seconds[key] = time.perf_counter() - started
 
     return wrapper
 
 
-def instrument(trainer: Any) -> dict[str, list[float]]:
+def instrument(trainer: Any) -> dict[str, float]:
     """Time every per-epoch file write and the monitor's epoch hook; returns where they go."""
-    seconds: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
     for key in ("val_metrics", "epoch_stats"):  # the epoch's call is the last one timed
         for verb in ("write", "append"):
             name = f"{verb}_{key}"
@@ -171,9 +171,9 @@ def loss_records(trainer: Any) -> dict[str, int]:
     }
 
 
-def sample(trainer: Any, port: int, workdir: Path, seconds: dict[str, list[float]]) -> dict:
+def sample(trainer: Any, port: int, workdir: Path, seconds: dict[str, float]) -> dict:
     exp = Path(trainer.experiment_dir)
-    last = {k: v[-1] for k, v in seconds.items() if v}
+    last = dict(seconds)
     return {
         "epoch": trainer.epochs_completed,
         "step": trainer.global_step,
