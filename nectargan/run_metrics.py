@@ -2,17 +2,21 @@
 
 Written by the trainer (nectargan/trainers/run_monitor.py), read back by the
 trainer on resume and by ``nectargan replay`` / ``report``, so this module is
-torch-free. Each file is rewritten whole and atomically after every epoch
-(they hold one small row per epoch). Rows are keyed by the number of epochs
-completed (1-based); a resume from an earlier checkpoint drops the rows after
-it (:func:`rows_up_to`), so an epoch never appears twice.
+torch-free. ``val_metrics.json`` and ``epoch_stats.json`` hold one small row
+per epoch, one row a line, and grow by an in-place append of the new row
+(nectargan/utils/rows_json.py), so an epoch's write costs the same at epoch
+10 and at epoch 10,000; they are rewritten whole (atomically) only when a run
+starts or resumes. ``run_info.json`` is small and rewritten whole. Rows are
+keyed by the number of epochs completed (1-based); a resume from an earlier
+checkpoint drops the rows after it (:func:`rows_up_to`), so an epoch never
+appears twice.
 
-``val_metrics.json``::
+``val_metrics.json`` (one row a line)::
 
-    {"format": "nectargan-val-metrics", "version": 1, "split": "val",
-     "rows": [{"epoch": 1, "l1": .., "psnr": .., "ssim": .., "images": 64,
-               "seconds": 1.9, "precision": "bf16"}, ...],
-     "best": {"epoch": 1, "l1": ..} | null}
+    {"format":"nectargan-val-metrics","version":1,"split":"val","rows":[
+    {"epoch":1,"l1":..,"psnr":..,"ssim":..,"images":64,"seconds":1.9,"precision":"bf16"},
+    ...
+    ],"best":{"epoch":1,"l1":..} | null}
 
 ``epoch_stats.json``: rows ``{"epoch", "lr_G", "lr_D", "images", "seconds",
 "images_per_s"}`` (the learning rates used during that epoch; seconds of
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from nectargan import experiment_layout as layout
+from nectargan.utils import rows_json
 from nectargan.utils.atomic import atomic_write_text
 
 VAL_METRICS_FILE = layout.VAL_METRICS_FILE
@@ -42,11 +47,12 @@ METRICS = ("l1", "psnr", "ssim")
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The file's dict; of a torn append (a crash mid-write), the rows that still parse."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    return rows_json.load_rows(text, "rows")
 
 
 def _good_row(row: Any) -> bool:
@@ -72,7 +78,11 @@ def read_epoch_stats(experiment_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def read_run_info(experiment_dir: str | Path) -> dict[str, Any]:
-    return _read(Path(experiment_dir) / RUN_INFO_FILE)
+    try:
+        data = json.loads((Path(experiment_dir) / RUN_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def rows_up_to(rows: Sequence[Mapping[str, Any]], epochs_completed: int) -> list[dict[str, Any]]:
@@ -97,31 +107,62 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _clean(v) for k, v in row.items()}
+
+
+def _val_parts(split: str | None) -> dict[str, Any]:
+    return {"format": VAL_FORMAT, "version": VERSION, "split": split}
+
+
 def write_val_metrics(
     experiment_dir: str | Path,
     rows: Sequence[Mapping[str, Any]],
     split: str | None,
     best: Mapping[str, Any] | None,
 ) -> Path:
-    payload = {
-        "format": VAL_FORMAT,
-        "version": VERSION,
-        "split": split,
-        "rows": [{k: _clean(v) for k, v in r.items()} for r in rows],
-        "best": dict(best) if best else None,
-    }
-    text = json.dumps(payload, indent=1)
-    return atomic_write_text(Path(experiment_dir) / VAL_METRICS_FILE, text + "\n")
+    """Rewrite ``val_metrics.json`` whole (atomic): a run's start, a resume."""
+    return rows_json.write_rows(
+        Path(experiment_dir) / VAL_METRICS_FILE,
+        _val_parts(split),
+        "rows",
+        [_clean_row(r) for r in rows],
+        {"best": dict(best) if best else None},
+    )
+
+
+def append_val_metrics(
+    experiment_dir: str | Path,
+    row: Mapping[str, Any],
+    split: str | None,
+    best: Mapping[str, Any] | None,
+) -> Path:
+    """Add one epoch's row (and the current best) at a cost independent of the file's length.
+
+    A file in another layout (an older version's) is rewritten whole once.
+    """
+    path = Path(experiment_dir) / VAL_METRICS_FILE
+    tail = {"best": dict(best) if best else None}
+    if not rows_json.append_row(path, _clean_row(row), tail):
+        rows = [r for r in read_val_metrics(experiment_dir) if r["epoch"] != row["epoch"]]
+        write_val_metrics(experiment_dir, [*rows, row], split, best)
+    return path
 
 
 def write_epoch_stats(experiment_dir: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    payload = {
-        "format": STATS_FORMAT,
-        "version": VERSION,
-        "rows": [{k: _clean(v) for k, v in r.items()} for r in rows],
-    }
-    text = json.dumps(payload, indent=1)
-    return atomic_write_text(Path(experiment_dir) / EPOCH_STATS_FILE, text + "\n")
+    """Rewrite ``epoch_stats.json`` whole (atomic): a run's start, a resume."""
+    head = {"format": STATS_FORMAT, "version": VERSION}
+    path = Path(experiment_dir) / EPOCH_STATS_FILE
+    return rows_json.write_rows(path, head, "rows", [_clean_row(r) for r in rows])
+
+
+def append_epoch_stats(experiment_dir: str | Path, row: Mapping[str, Any]) -> Path:
+    """Add one epoch's row in place (an older layout is rewritten whole once)."""
+    path = Path(experiment_dir) / EPOCH_STATS_FILE
+    if not rows_json.append_row(path, _clean_row(row)):
+        rows = [r for r in read_epoch_stats(experiment_dir) if r["epoch"] != row["epoch"]]
+        write_epoch_stats(experiment_dir, [*rows, row])
+    return path
 
 
 def write_run_info(experiment_dir: str | Path, info: Mapping[str, Any]) -> Path:

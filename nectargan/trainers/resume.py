@@ -229,13 +229,11 @@ def rewind_loss_log(
 
 def rewind_timing(experiment_dir: Path, epochs_done: int) -> int:
     """Drop ``timing.json`` entries of epochs after ``epochs_done``; returns how many."""
-    from nectargan.trainers.timing import FORMAT, TIMING_FILE, read_timing
-    from nectargan.utils.atomic import atomic_write_text
+    from nectargan.trainers.timing import read_timing, write_timing
 
     epochs = read_timing(experiment_dir)
     kept = [e for e in epochs if isinstance(e.get("epoch"), int) and e["epoch"] <= epochs_done]
     if len(kept) == len(epochs):
         return 0
-    payload = {"format": FORMAT, "epochs": kept}
-    atomic_write_text(Path(experiment_dir) / TIMING_FILE, json.dumps(payload, indent=1))
+    write_timing(experiment_dir, kept)
     return len(epochs) - len(kept)

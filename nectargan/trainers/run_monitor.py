@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ class RunMonitor:
         self.validator = validator
         self.val_every = int(vcfg.val_every)
         self.experiment_dir = Path(trainer.experiment_dir)
-        self.val_rows: list[dict[str, Any]] = []
-        self.stats_rows: list[dict[str, Any]] = []
+        self.last_val: dict[str, Any] | None = None  # the latest validation row
+        self._unwritten: deque[tuple[str, dict[str, Any]]] = deque()  # rows a full disk refused
         self.best: dict[str, Any] | None = None
         self._lrs: dict[str, float] = {}
         self._run_started: float | None = None
@@ -67,14 +68,21 @@ class RunMonitor:
     # -- hooks ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load what an earlier run of this experiment recorded, then show it all."""
+        """Load what an earlier run of this experiment recorded, then show it all.
+
+        The rows are held only here: later epochs append their own row to the
+        files and the dashboard, so nothing kept grows with the run's length.
+        """
         done = self.trainer.epochs_completed
         exp = self.experiment_dir
-        self.val_rows = rm.rows_up_to(rm.read_val_metrics(exp), done)
-        self.stats_rows = rm.rows_up_to(rm.read_epoch_stats(exp), done)
-        self._guard("restore best.pt", lambda: setattr(self, "best", self._restore_best(done)))
-        self._guard("write the run files", self._write_files)
-        self._guard("update the dashboard", self._show_history)
+        val_rows = rm.rows_up_to(rm.read_val_metrics(exp), done)
+        stats_rows = rm.rows_up_to(rm.read_epoch_stats(exp), done)
+        self.last_val = val_rows[-1] if val_rows else None
+        self._guard(
+            "restore best.pt", lambda: setattr(self, "best", self._restore_best(done, val_rows))
+        )
+        self._guard("write the run files", lambda: self._write_files(val_rows, stats_rows))
+        self._guard("update the dashboard", lambda: self._show_history(val_rows, stats_rows))
         self._guard("write the run info", self._publish_run_info)
 
     def epoch_started(self) -> None:
@@ -88,20 +96,19 @@ class RunMonitor:
         epoch = t.epochs_completed
         self._epochs_this_run += 1
         stats = self._stats_row(epoch)
-        self.stats_rows = [r for r in self.stats_rows if r["epoch"] < epoch] + [stats]
         val = None
         if self.validation_due(epoch):
             val = self._guard("validate", lambda: self.validator.run(t.gen, epoch).row())
         if val is not None:
-            self.val_rows = [r for r in self.val_rows if r["epoch"] < epoch] + [val]
+            self.last_val = val
             self._guard("update best.pt", lambda: self._update_best(val))
-        self._guard("write the run files", self._write_files)
+        self._guard("write the run files", lambda: self._append_files(stats, val))
         self._guard("update the dashboard", lambda: self._show_epoch(stats, val))
         self._guard("write the run info", self._publish_run_info)
 
     def summary(self) -> str:
         """``; val L1 0.0512 (best 0.0498 @ 7)`` after an epoch that was validated, else ''."""
-        last = self.val_rows[-1] if self.val_rows else None
+        last = self.last_val
         if last is None or last["epoch"] != self.trainer.epochs_completed:
             return ""
         text = f"; val L1 {last['l1']:.4f} PSNR {last['psnr']:.2f} SSIM {last['ssim']:.3f}"
@@ -148,7 +155,7 @@ class RunMonitor:
 
     # -- best checkpoint -------------------------------------------------------------------
 
-    def _restore_best(self, done: int) -> dict[str, Any] | None:
+    def _restore_best(self, done: int, val_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Which epoch ``best.pt`` holds, consistent with the rows a resume keeps."""
         stored = rm.read_val_best(self.experiment_dir)
         if (
@@ -157,7 +164,7 @@ class RunMonitor:
             and best_path(self.experiment_dir).is_file()
         ):
             return stored
-        candidate = rm.best_row(self.val_rows)
+        candidate = rm.best_row(val_rows)
         # the old best belongs to epochs this resume redoes: fall back to the best kept
         # epoch whose checkpoint still exists, else start the best over
         if (
@@ -186,12 +193,33 @@ class RunMonitor:
 
     # -- files -----------------------------------------------------------------------------
 
-    def _write_files(self) -> None:
-        split = self.validator.split if self.validator is not None else None
-        if self.val_rows or (self.experiment_dir / rm.VAL_METRICS_FILE).exists():
-            rm.write_val_metrics(self.experiment_dir, self.val_rows, split, self.best)
-        if self.stats_rows or (self.experiment_dir / rm.EPOCH_STATS_FILE).exists():
-            rm.write_epoch_stats(self.experiment_dir, self.stats_rows)
+    def _split(self) -> str | None:
+        return self.validator.split if self.validator is not None else None
+
+    def _write_files(
+        self, val_rows: list[dict[str, Any]], stats_rows: list[dict[str, Any]]
+    ) -> None:
+        """Whole files, once at the start: a resume's rows cut back to its checkpoint."""
+        if val_rows or (self.experiment_dir / rm.VAL_METRICS_FILE).exists():
+            rm.write_val_metrics(self.experiment_dir, val_rows, self._split(), self.best)
+        if stats_rows or (self.experiment_dir / rm.EPOCH_STATS_FILE).exists():
+            rm.write_epoch_stats(self.experiment_dir, stats_rows)
+
+    def _append_files(self, stats: dict[str, Any], val: dict[str, Any] | None) -> None:
+        """The epoch's new rows only: the cost does not grow with the epochs done.
+
+        A row whose write failed (a full disk) is kept and written first next time.
+        """
+        self._unwritten.append((rm.EPOCH_STATS_FILE, stats))
+        if val is not None:
+            self._unwritten.append((rm.VAL_METRICS_FILE, val))
+        while self._unwritten:
+            name, row = self._unwritten[0]
+            if name == rm.EPOCH_STATS_FILE:
+                rm.append_epoch_stats(self.experiment_dir, row)
+            else:
+                rm.append_val_metrics(self.experiment_dir, row, self._split(), self.best)
+            self._unwritten.popleft()
 
     def run_info(self) -> dict[str, Any]:
         """The ``run_info`` pane's content, as data (also ``run_info.json``)."""
@@ -235,14 +263,16 @@ class RunMonitor:
 
     # -- dashboard -------------------------------------------------------------------------
 
-    def _show_history(self) -> None:
+    def _show_history(
+        self, val_rows: list[dict[str, Any]], stats_rows: list[dict[str, Any]]
+    ) -> None:
         vis = self.trainer.vis
         if vis is None:
             return
         for spec, points in (
-            (VAL_METRICS, val_points(self.val_rows)),
-            (LR, lr_points(self.stats_rows)),
-            (THROUGHPUT, throughput_points(self.stats_rows)),
+            (VAL_METRICS, val_points(val_rows)),
+            (LR, lr_points(stats_rows)),
+            (THROUGHPUT, throughput_points(stats_rows)),
         ):
             _push(vis, spec, points)
 

@@ -16,7 +16,7 @@ Bounds (documented in docs/visualizer.md):
   (``images_coalesced``).
 * Plots: each series shows at most ``max_points`` points (see series.py), so
   a window, and what it costs to send and to store, stays bounded however
-  long the run.
+  long the run; the per-epoch panels too (windows.PanelWindow).
 
 Failures. Any failed request (refused, reset, timed out, HTTP error) starts an
 outage: one warning is logged, sending pauses with exponential backoff
@@ -316,12 +316,12 @@ class Engine:
         # clear_env closes what an earlier run left in the env; other text windows and
         # panels are remembered once seen, so a later clear closes them too.
         for spec in PANELS:
-            self.windows[spec.win] = PanelWindow(spec)
+            self.windows[spec.win] = PanelWindow(spec, self.max_points)
         self.windows[RUN_INFO] = TextWindow(RUN_INFO)
         for w in texts:
             self.windows[w.win] = TextWindow(w.win)
         for p in panels:
-            self.windows[p.win] = PanelWindow(p.spec)
+            self.windows[p.win] = PanelWindow(p.spec, self.max_points)
 
     def _fold(self) -> None:
         g, d = self.windows[LOSS_G], self.windows[LOSS_D]
@@ -332,7 +332,7 @@ class Engine:
         for spec, x, values in self.handoff.take_panel_points():
             panel = self.windows.get(spec.win)
             if not isinstance(panel, PanelWindow):
-                panel = self.windows[spec.win] = PanelWindow(spec)
+                panel = self.windows[spec.win] = PanelWindow(spec, self.max_points)
             panel.add(x, values)
         for win, (text, title, size) in self.handoff.take_texts().items():
             window = self.windows.get(win)

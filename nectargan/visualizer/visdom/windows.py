@@ -23,6 +23,8 @@ from nectargan.visualizer.visdom.images import Triplet, data_uri, display_size, 
 from nectargan.visualizer.visdom.panels import PanelSpec, panel_body
 from nectargan.visualizer.visdom.series import Series
 
+PANEL_MAX_POINTS = 5000  # per series of a per-epoch panel: 5000 epochs exact
+
 
 class Window:
     """Change tracking shared by all windows."""
@@ -178,30 +180,61 @@ class TextWindow(Window):
 
 
 class PanelWindow(Window):
-    """A per-epoch window (panels.py): few points, kept exact, one x per epoch.
+    """A per-epoch window (panels.py): one x per epoch, exact up to ``max_points`` a series.
 
     A point at an x the series already has replaces it, so re-sending an
     epoch (e.g. a resumed run re-plotting its history) never duplicates it.
+    A series that outgrows ``max_points`` moves into a :class:`Series`, the
+    loss plots' bounded downsampling (buckets of 2, 4, 8 ... epochs; then a
+    point at or before its last x is ignored), so a run of days keeps, sends
+    and stores a bounded window at an amortised O(1) per point.
     """
 
-    def __init__(self, spec: PanelSpec) -> None:
+    def __init__(self, spec: PanelSpec, max_points: int = PANEL_MAX_POINTS) -> None:
         super().__init__(spec.win)
         self.spec = spec
-        self.points: dict[str, dict[float, float]] = {}
+        self.max_points = max(2, max_points)
+        self.points: dict[str, dict[float, float]] = {}  # exact, below the bound
+        self.thinned: dict[str, Series] = {}  # past the bound
+        self._last_x: dict[str, float] = {}
 
     def has_content(self) -> bool:
-        return bool(self.points)
+        return bool(self.points or self.thinned)
+
+    def __len__(self) -> int:
+        """Points held, all series."""
+        return sum(map(len, self.points.values())) + sum(map(len, self.thinned.values()))
 
     def add(self, x: float, values: Mapping[str, float]) -> None:
         for name, y in values.items():
-            self.points.setdefault(name, {})[x] = y
+            if name in self.thinned:
+                self._add_thinned(name, x, y)
+                continue
+            by_x = self.points.setdefault(name, {})
+            by_x[x] = y
+            if len(by_x) > self.max_points:
+                self._thin(name)
         self.touch()
 
-    def series(self) -> dict[str, tuple[list[float], list[float]]]:
-        out = {}
+    def _thin(self, name: str) -> None:
+        series = self.thinned[name] = Series(self.max_points)
+        by_x = self.points.pop(name)
+        for x in sorted(by_x):
+            series.add(x, by_x[x])
+        self._last_x[name] = max(by_x)
+
+    def _add_thinned(self, name: str, x: float, y: float) -> None:
+        if x > self._last_x[name]:
+            self.thinned[name].add(x, y)
+            self._last_x[name] = x
+
+    def series(self) -> dict[str, tuple[list[float], list[float | None]]]:
+        out: dict[str, tuple[list[float], list[float | None]]] = {}
         for name, by_x in self.points.items():
             xs = sorted(by_x)
             out[name] = (xs, [by_x[x] for x in xs])
+        for name, thinned in self.thinned.items():
+            out[name] = thinned.points()
         return out
 
     def body(self, env: str) -> bytes:
