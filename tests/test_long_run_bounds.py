@@ -152,6 +152,17 @@ def test_a_torn_append_keeps_the_rows_before_it(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["rows"][-1]["epoch"] == 6
 
 
+def test_the_review_reader_keeps_the_rows_of_a_torn_timing_file(tmp_path: Path) -> None:
+    from nectargan.review.experiment_reader import read_experiment
+
+    (tmp_path / "config.json").write_text("{}")
+    entries = [{"epoch": e, "seconds": 1.0, "steps": 8, "finished": "x"} for e in range(1, 6)]
+    path = timing.write_timing(tmp_path, entries)
+    text = path.read_text()
+    path.write_text(text[: text.rindex("\n]") - 7])  # a crash in the middle of the last row
+    assert [e["epoch"] for e in read_experiment(tmp_path).epoch_times] == [1, 2, 3, 4]
+
+
 def test_timing_record_neither_reads_nor_rewrites_the_earlier_epochs(
     tmp_path: Path, io_counts: dict[str, int]
 ) -> None:

@@ -41,6 +41,7 @@ from nectargan.experiment_layout import (
     TIMING_FILE,
 )
 from nectargan.losses.loss_log import SegmentRead, read_log_files
+from nectargan.utils import rows_json
 
 # The loss log's names, under the names this module has always exported.
 INDEX_NAME, SEGMENT_DIR, FIELDS = LOSS_LOG_INDEX, LOSS_LOG_DIR, LOSS_LOG_FIELDS
@@ -303,10 +304,10 @@ def _read_tests(exp: Experiment) -> None:
 def _read_timing(exp: Experiment) -> None:
     """Epoch durations the trainer measured (``timing.json``); absent in older or crashed runs."""
     try:
-        data = json.loads((exp.path / TIMING_FILE).read_text())
+        text = (exp.path / TIMING_FILE).read_text(encoding="utf-8")
     except (OSError, ValueError):
         return
-    epochs = data.get("epochs") if isinstance(data, dict) else None
+    epochs = rows_json.load_rows(text, "epochs").get("epochs")  # a torn append keeps its rows
     if isinstance(epochs, list):
         exp.epoch_times = [
             e for e in epochs if isinstance(e, dict) and _is_number(e.get("seconds"))
