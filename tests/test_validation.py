@@ -219,6 +219,7 @@ def test_test_command_epoch_argument(tmp_path, dataroot, capsys):
     cfg = run_config(tmp_path, dataroot, epochs=1, decay=0, val_every=0)
     trainer = Pix2pixTrainer(cfg)
     trainer.fit()
+    assert trainer.monitor.describe() == "validation: off (visualizer.visdom.val_every is 0)"
     exp = str(trainer.experiment_dir)
     assert main(["test", "--experiment", exp, "--epoch", "best"]) == 2
     assert "no best.pt" in capsys.readouterr().err
@@ -283,7 +284,7 @@ def test_a_few_synth_pairs_with_empty_val_and_test_train_and_hint_is_quoted(tmp_
     cfg = tiny_training_config(tmp_path / "my runs", root, "few")
     assert main(["train", "--config", str(write_config(tmp_path, cfg))]) == 0
     out = capsys.readouterr().out
-    assert "validation: off" in out
+    assert "validation: off (the dataset has no images in val/ or test/)" in out
     hint = next(line for line in out.splitlines() if line.startswith("evaluate with: "))
     exp = Path(shlex.split(hint.removeprefix("evaluate with: "))[-1])
     assert exp.parent == tmp_path / "my runs" and (exp / "checkpoints").is_dir()

@@ -184,8 +184,6 @@ class Pix2pixTrainer(Trainer):
                 self.device,
                 self.precision,
             )
-            if validator is None:
-                self.log("validation off: the dataset has no val/ or test/ split")
         self.monitor = RunMonitor(self, validator)
         self.monitor.start()
 

@@ -119,8 +119,10 @@ class RunMonitor:
     def describe(self) -> str:
         """One line for the start of a run: what is validated, when, where it goes."""
         v = self.validator
-        if v is None or self.val_every <= 0:
-            return "validation: off"
+        if self.val_every <= 0:
+            return "validation: off (visualizer.visdom.val_every is 0)"
+        if v is None:
+            return "validation: off (the dataset has no images in val/ or test/)"
         return (
             f"validation: {v.n_images} {v.split} image(s) every {self.val_every} epoch(s) "
             f"-> {rm.VAL_METRICS_FILE}, {ckpt.CHECKPOINT_DIR}/{ckpt.BEST}"
