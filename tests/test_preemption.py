@@ -21,7 +21,7 @@ import textwrap
 
 import pytest
 import torch
-from _support import tiny_training_config, wait_for, write_config
+from _support import tiny_training_config, write_config
 
 from nectargan.cli.main import main
 from nectargan.losses import read_loss_log
@@ -128,27 +128,46 @@ def test_sigterm_mid_epoch_then_the_same_command_finishes_in_v1_bit_identical(tm
         assert log["losses"][name]["raw"] == cols["raw"], name
 
 
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import nectargan.trainers as trainers
+    from nectargan.cli.main import main
+
+
+    class LostNodeAfterATimedCheckpoint(trainers.Pix2pixTrainer):
+        def train_step(self, x, y, idx, **kw):
+            time.sleep(0.05)  # 32 steps outlast the 0.6 s timer however fast the machine
+            super().train_step(x, y, idx, **kw)
+
+        def save_timed_checkpoint(self):
+            path = super().save_timed_checkpoint()
+            if path is not None and self.progress.mid_epoch:
+                os.kill(os.getpid(), signal.SIGKILL)  # the node is gone: nothing runs after
+            return path
+
+
+    trainers.Pix2pixTrainer = LostNodeAfterATimedCheckpoint
+    sys.exit(main(["train", "--config", sys.argv[1], "--auto-resume"]))
+    """
+)
+
+
 def test_kill_9_after_a_timed_checkpoint_resumes_mid_epoch(tmp_path, dataroot):
     epochs = 4  # 3 + 1 decay; only the last epoch writes an epoch checkpoint
     cfg = _config(tmp_path, dataroot, 3, every_minutes=0.01, model_save_rate=0)  # 0.6 s
     exp = tmp_path / "out" / "job_v1"
-    mid = exp / "checkpoints" / "mid_epoch.pt"
-    with open(tmp_path / "stderr", "w") as err:
-        proc = subprocess.Popen(
-            [*CMD, "--config", str(cfg), "--auto-resume"], stdout=subprocess.DEVNULL, stderr=err
-        )
-        try:
-            wait_for(lambda: mid.exists() or proc.poll() is not None, 120, what=str(mid))
-            proc.send_signal(signal.SIGKILL)  # a lost node: nothing runs on the way out
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr").read_text()
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    first = subprocess.run(
+        [sys.executable, str(script), str(cfg)], capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == -signal.SIGKILL, first.stderr
     assert not (exp / "checkpoints" / "interrupted.pt").exists()
+    position = load_checkpoint(exp / "checkpoints" / "mid_epoch.pt")["position"]
+    assert 0 < position["batches_done"] < BATCHES
 
-    again = _run(["--config", str(cfg), "--auto-resume"])
+    again = _run(["--config", str(cfg), "--auto-resume"])  # the requeue: same command
     assert again.returncode == 0, again.stderr
     assert f"continuing {exp} from checkpoints/mid_epoch.pt" in again.stderr
     assert not (tmp_path / "out" / "job_v2").exists()
