@@ -58,9 +58,7 @@ def latest_file(exp) -> str:
     return json.loads((ckpt.checkpoint_dir(exp) / ckpt.LATEST).read_text())["file"]
 
 
-def test_keep_last_and_keep_every_leave_the_newest_and_the_milestones(
-    tmp_path, dataroot, capsys
-):
+def test_keep_last_and_keep_every_leave_the_newest_and_the_milestones(tmp_path, dataroot, capsys):
     trainer = run(tmp_path, dataroot, 3, 3, keep_last=2, keep_every=3)
     exp = trainer.experiment_dir
     assert kept(exp) == [3, 5, 6]

@@ -44,10 +44,9 @@ from nectargan.config import Config
 from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
-from nectargan.trainers import auto_resume
+from nectargan.trainers import auto_resume, retention
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers import resume as resuming
-from nectargan.trainers import retention
 from nectargan.trainers.builders import memory_format
 from nectargan.trainers.dashboard import Dashboard, is_local_url
 from nectargan.trainers.data import (
