@@ -151,11 +151,14 @@ def _missing_epoch_message(experiment_dir: Path, epoch: int, epochs: dict[int, P
             f"no checkpoint for epoch {epoch} in {str(experiment_dir)!r} "
             f"(epochs with checkpoints: {available}; -1 means the latest)"
         )
+    keep_last, keep_every = pruned.get("keep_last", "N"), pruned.get("keep_every", 0)
+    rule = f"only the newest {keep_last} epoch checkpoints are kept"
+    if keep_every:
+        rule += f", and epochs that are multiples of save.keep_every {keep_every}"
     return (
         f"the checkpoint of epoch {epoch} in {str(experiment_dir)!r} was deleted by "
-        f"save.keep_last (the run kept the newest {pruned.get('keep_last', '?')} epoch "
-        f"checkpoints, save.keep_every {pruned.get('keep_every', 0)}; raise them to keep more); "
-        f"epochs with checkpoints: {available}; -1 means the latest"
+        f"save.keep_last {keep_last} ({rule}); epochs with checkpoints: {available}; "
+        "-1 means the latest"
     )
 
 
