@@ -48,6 +48,7 @@ MID_EPOCH = "mid_epoch.pt"  # the rolling time-based checkpoint (save.every_minu
 LATEST = "latest.json"
 CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
 BEST_CHECKPOINT = "best.pt"
+PRUNED = "pruned.json"  # epochs whose checkpoints save.keep_last deleted
 
 VAL_METRICS_FILE = "val_metrics.json"
 EPOCH_STATS_FILE = "epoch_stats.json"

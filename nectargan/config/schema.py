@@ -336,6 +336,18 @@ class SaveConfig(Section):
         description="Also checkpoint mid-epoch (checkpoints/mid_epoch.pt, overwritten) after N "
         "minutes without a checkpoint; 0: off.",
     )
+    keep_last: int = Field(
+        5,
+        ge=0,
+        description="Keep only the newest N epoch checkpoints (older ones are deleted after "
+        "each save; best.pt and latest.json's file stay); 0: keep all.",
+    )
+    keep_every: int = Field(
+        0,
+        ge=0,
+        description="Also keep every epoch checkpoint whose epoch is a multiple of N, "
+        "whatever save.keep_last says; 0: none.",
+    )
 
 
 class VisdomConfig(Section):

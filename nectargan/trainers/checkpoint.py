@@ -8,6 +8,7 @@ Layout inside an experiment directory::
     checkpoints/mid_epoch.pt      every save.every_minutes inside an epoch (overwritten)
     checkpoints/latest.json       {"file": "epoch_0003.pt"}: the most recent save
     checkpoints/best.pt           the epoch with the best validation L1 (``--epoch best``)
+    checkpoints/pruned.json       epochs whose files save.keep_last deleted (retention.py)
 
 Files are written to a temporary name and renamed, so a Ctrl-C during a save
 never leaves a truncated checkpoint behind. Loading uses ``weights_only=True``:
@@ -34,6 +35,7 @@ INTERRUPTED = layout.INTERRUPTED
 MID_EPOCH = layout.MID_EPOCH
 LATEST = layout.LATEST
 BEST = layout.BEST_CHECKPOINT
+PRUNED = layout.PRUNED
 _EPOCH_FILE = layout.CHECKPOINT_RE
 
 
@@ -134,12 +136,44 @@ def find_checkpoint(experiment_dir: str | Path, epoch: int | str = -1) -> Path:
             )
         return latest
     if epoch not in epochs:
-        available = ", ".join(str(e) for e in epochs) or "none"
-        raise CheckpointError(
+        raise CheckpointError(_missing_epoch_message(experiment_dir, int(epoch), epochs))
+    return epochs[epoch]
+
+
+def _missing_epoch_message(experiment_dir: Path, epoch: int, epochs: dict[int, Path]) -> str:
+    """Why epoch ``epoch`` has no file: never saved, or deleted on purpose (save.keep_last)."""
+    available = ", ".join(str(e) for e in epochs) or "none"
+    if (checkpoint_dir(experiment_dir) / BEST).is_file():
+        available += "; 'best' is best.pt"
+    pruned = read_pruned(experiment_dir)
+    if epoch not in pruned.get("epochs", ()):
+        return (
             f"no checkpoint for epoch {epoch} in {str(experiment_dir)!r} "
             f"(epochs with checkpoints: {available}; -1 means the latest)"
         )
-    return epochs[epoch]
+    keep_last, keep_every = pruned.get("keep_last", "N"), pruned.get("keep_every", 0)
+    rule = f"only the newest {keep_last} epoch checkpoints are kept"
+    if keep_every:
+        rule += f", and epochs that are multiples of save.keep_every {keep_every}"
+    return (
+        f"the checkpoint of epoch {epoch} in {str(experiment_dir)!r} was deleted by "
+        f"save.keep_last {keep_last} ({rule}); epochs with checkpoints: {available}; "
+        "-1 means the latest"
+    )
+
+
+def read_pruned(experiment_dir: str | Path) -> dict[str, Any]:
+    """``pruned.json`` (``{"epochs": [...], "keep_last": N, "keep_every": K}``), or {}.
+
+    Only error messages read it, so a missing or torn file just means plainer messages.
+    """
+    try:
+        record = json.loads((checkpoint_dir(experiment_dir) / PRUNED).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not isinstance(record.get("epochs"), list):
+        return {}
+    return record
 
 
 def _latest(experiment_dir: Path) -> Path | None:

@@ -44,7 +44,7 @@ from nectargan.config import Config
 from nectargan.errors import ConfigUserError, MissingDataError
 from nectargan.losses import LossManager
 from nectargan.losses.loss_manager import to_floats
-from nectargan.trainers import auto_resume
+from nectargan.trainers import auto_resume, retention
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers import resume as resuming
 from nectargan.trainers.builders import memory_format
@@ -469,7 +469,31 @@ class Trainer(metaclass=_SetupAfterInit):
             path = ckpt.checkpoint_dir(self.experiment_dir) / ckpt.INTERRUPTED
         else:
             path = ckpt.epoch_path(self.experiment_dir, self.epochs_completed)
-        return self._write_checkpoint(path, interrupted)
+        written = self._write_checkpoint(path, interrupted)
+        if written is not None and not interrupted:
+            self.prune_checkpoints()
+        return written
+
+    def prune_checkpoints(self) -> list[Path]:
+        """``save.keep_last``/``keep_every``: delete the epoch checkpoints past the newest few.
+
+        Only after the new one is on disk, and only under the experiment lock,
+        so no other run of this directory is reading or writing them. One line
+        when something was deleted; a failed deletion is a warning, never a stop.
+        """
+        save = self.config.save
+        if save.keep_last == 0 or self.lock is None or not self.lock.held:
+            return []
+        with protect("removing old checkpoints"):
+            deleted, problems = retention.prune(
+                self.experiment_dir, self.epochs_completed, save.keep_last, save.keep_every
+            )
+        for problem in problems:
+            self.log(f"warning: {problem}; training goes on")
+        if deleted:
+            names = ", ".join(p.name for p in deleted)
+            self.log(f"removed old checkpoints (save.keep_last {save.keep_last}): {names}")
+        return deleted
 
     def save_timed_checkpoint(self) -> Path | None:
         """The rolling ``checkpoints/mid_epoch.pt``, due every ``save.every_minutes``.
