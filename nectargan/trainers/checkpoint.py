@@ -176,15 +176,24 @@ def read_pruned(experiment_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def _latest(experiment_dir: Path) -> Path | None:
-    """Follow latest.json; without it (e.g. a hand-copied dir), take the newest file."""
+def latest_named(experiment_dir: Path) -> Path | None:
+    """The checkpoint ``latest.json`` names, when that file exists; else None."""
     folder = checkpoint_dir(experiment_dir)
     try:
         name = json.loads((folder / LATEST).read_text())["file"]
-        if (folder / name).is_file() and "/" not in name:
-            return folder / name
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return None
+    if isinstance(name, str) and "/" not in name and (folder / name).is_file():
+        return folder / name
+    return None
+
+
+def _latest(experiment_dir: Path) -> Path | None:
+    """Follow latest.json; without it (e.g. a hand-copied dir), take the newest file."""
+    named = latest_named(experiment_dir)
+    if named is not None:
+        return named
+    folder = checkpoint_dir(experiment_dir)
     candidates = list(list_epoch_checkpoints(experiment_dir).values())
     candidates += [folder / n for n in (INTERRUPTED, MID_EPOCH) if (folder / n).is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)

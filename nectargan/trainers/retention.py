@@ -42,11 +42,8 @@ def epochs_to_delete(
 
 def latest_epoch(experiment_dir: Path) -> int | None:
     """The epoch whose file ``latest.json`` names (None: another file, or unreadable)."""
-    try:
-        name = json.loads((ckpt.checkpoint_dir(experiment_dir) / ckpt.LATEST).read_text())["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    match = layout.CHECKPOINT_RE.match(str(name))
+    named = ckpt.latest_named(experiment_dir)
+    match = layout.CHECKPOINT_RE.match(named.name) if named is not None else None
     return int(match.group(1)) if match else None
 
 
