@@ -176,6 +176,25 @@ def test_kill_9_after_a_timed_checkpoint_resumes_mid_epoch(tmp_path, dataroot):
     _one_history(exp, epochs * BATCHES)
 
 
+def test_a_due_timed_checkpoint_waits_past_the_epochs_last_batch(tmp_path, dataroot):
+    """The epoch's end follows its last batch at once, so a mid_epoch.pt there would be a
+    copy of it: the due timer fires after the next epoch's first step instead."""
+    from nectargan.trainers import Pix2pixTrainer
+
+    saved_at: list[tuple[int, int]] = []
+
+    class Recording(Pix2pixTrainer):
+        def save_timed_checkpoint(self):
+            saved_at.append((self.progress.current_epoch, self.progress.batches_done))
+            return super().save_timed_checkpoint()
+
+    cfg = _config(tmp_path, dataroot, 1, every_minutes=1e-9, model_save_rate=0)  # always due
+    trainer = Recording(str(cfg))
+    trainer.fit()
+    trainer.close()
+    assert saved_at == [(epoch, n) for epoch in (0, 1) for n in range(1, BATCHES)]
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, dataroot):
     """A finished ``--auto-resume`` run (2 epochs) and its config; tests copy it."""

@@ -822,8 +822,13 @@ class Trainer(metaclass=_SetupAfterInit):
                 progress.step_done()
             for observe in self.step_observers:
                 observe(self, idx)
-            if time.monotonic() >= self._timed_save_at:
+            if time.monotonic() >= self._timed_save_at and self._batches_left():
                 self.save_timed_checkpoint()
+
+    def _batches_left(self) -> bool:
+        """Batches of this epoch remain: a timed checkpoint after the last one would only
+        duplicate the epoch's end, so the timer stays due until the next epoch's first step."""
+        return self.progress.batches_done < self.batches_per_epoch
 
     def on_interrupt(self, exc: BaseException) -> None:
         """Keep what was learned: flush the loss log, write ``interrupted.pt``.
