@@ -37,6 +37,13 @@ def visdom_server(workdir: Path, timeout: float = 30.0) -> Iterator[int]:
 
     Stopped on exit, so a failing benchmark leaves no server behind.
     """
+    with visdom_server_process(workdir, timeout) as (port, _pid):
+        yield port
+
+
+@contextmanager
+def visdom_server_process(workdir: Path, timeout: float = 30.0) -> Iterator[tuple[int, int]]:
+    """As :func:`visdom_server`, yielding ``(port, pid)``: the pid for reading its CPU time."""
     from nectargan.visualizer.visdom import server as managed
 
     opts = managed.ServerOptions(port=free_port(), host="127.0.0.1", env_dir=workdir / "envs")
@@ -44,7 +51,7 @@ def visdom_server(workdir: Path, timeout: float = 30.0) -> Iterator[int]:
     try:
         if not managed.wait_until_answering(opts, timeout, pid=proc.pid):
             raise RuntimeError(f"the Visdom server did not start within {timeout} s")
-        yield opts.port
+        yield opts.port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)

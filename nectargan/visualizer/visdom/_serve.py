@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from nectargan.visualizer.visdom.assets import assets_present
 from nectargan.visualizer.visdom.server import MISSING_ASSETS_LINE
@@ -36,6 +37,21 @@ def _login_credential() -> dict[str, str]:
     return {"username": username, "password": hash_password(hash_password(password))}
 
 
+def build_app(port: int, env_dir: str, credential: dict[str, str] | None) -> Any:
+    """Visdom's tornado Application, without tornado's autoreload.
+
+    Visdom 0.2.4 forces ``debug=True``, which turns autoreload on: every imported
+    module's file is stat()ed twice a second (about 16 ms of CPU each second, taken
+    from the training on the same cores; ``bench/dashboard_cost.py``), and the server
+    re-executes itself, dropping envs not yet saved, whenever a package under it is
+    upgraded or edited. Debug mode's other effects are left as Visdom wants them.
+    """
+    from visdom.server import app as visdom_app
+
+    visdom_app.tornado_settings["autoreload"] = False  # debug only sets it when absent
+    return visdom_app.Application(port=port, env_path=env_dir, user_credential=credential)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nectargan-visdom-server")
     parser.add_argument("--port", type=int, required=True)
@@ -45,7 +61,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from tornado import ioloop
-    from visdom.server.app import Application
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not assets_present():
@@ -53,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     credential = _login_credential() if args.login else None
     env_dir = os.path.join(os.path.abspath(args.env_dir), "")
     os.makedirs(env_dir, exist_ok=True)
-    app = Application(port=args.port, env_path=env_dir, user_credential=credential)
+    app = build_app(args.port, env_dir, credential)
     app.listen(args.port, address=args.host, max_buffer_size=1024**3)
     loop = ioloop.IOLoop.current()
 
