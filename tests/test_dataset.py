@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from nectargan.dataset import AugmentConfig, ImageReadError, PairedDataset, PairedTransform
-from nectargan.dataset.io import to_uint8
+from nectargan.dataset.tensors import to_uint8
 
 SIDE = 32
 

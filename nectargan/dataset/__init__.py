@@ -1,11 +1,24 @@
-"""Paired image data: loading, augmentation, synthetic generation and folder tools."""
+"""Paired image data: loading, augmentation, synthetic generation and folder tools.
 
-from nectargan.dataset.augment import AugmentConfig, PairedTransform
-from nectargan.dataset.io import ImageReadError
-from nectargan.dataset.paired_dataset import PairedDataset
-from nectargan.dataset.synth import generate_synthetic_dataset
-from nectargan.dataset.tools import pair_folders, split_dataset
+The names below are loaded on first use, so a torch-free submodule (``download``,
+``layout``, ``archive``) can be imported without torch: ``nectargan --help`` and
+``nectargan visdom status`` then start in a fraction of a second, not two.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "AugmentConfig": "augment",
+    "PairedTransform": "augment",
+    "ImageReadError": "io",
+    "PairedDataset": "paired_dataset",
+    "generate_synthetic_dataset": "synth",
+    "pair_folders": "tools",
+    "split_dataset": "tools",
+}
 __all__ = [
     "AugmentConfig",
     "ImageReadError",
@@ -15,3 +28,18 @@ __all__ = [
     "pair_folders",
     "split_dataset",
 ]
+
+if TYPE_CHECKING:
+    from nectargan.dataset.augment import AugmentConfig, PairedTransform
+    from nectargan.dataset.io import ImageReadError
+    from nectargan.dataset.paired_dataset import PairedDataset
+    from nectargan.dataset.synth import generate_synthetic_dataset
+    from nectargan.dataset.tools import pair_folders, split_dataset
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -22,7 +22,7 @@ from PIL import Image
 
 from nectargan.config.augment_schema import AugmentConfig
 from nectargan.dataset import augment_ops as ops
-from nectargan.dataset.io import to_tensor
+from nectargan.dataset.tensors import to_tensor
 
 Gen = torch.Generator | None
 Pair = tuple[Image.Image, Image.Image]

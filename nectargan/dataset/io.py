@@ -1,11 +1,10 @@
-"""Reading and writing images, and converting between PIL images and [-1, 1] tensors."""
+"""Reading and writing image files as PIL images (torch-free; tensors: ``tensors.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from nectargan.errors import ConfigUserError, DataUserError
@@ -71,20 +70,6 @@ def load_image(path: Path, channels: int = 3) -> Image.Image:
             return convert_mode(img, channels)
     except Exception as exc:  # PIL raises many types for broken files
         raise ImageReadError(f"cannot read image file '{path}': {exc}") from exc
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image -> float32 (C, H, W) tensor in [-1, 1]."""
-    arr = np.asarray(img, dtype=np.float32)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).div_(127.5).sub_(1.0)
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor in [-1, 1] -> (H, W, C) uint8 array, e.g. for saving or display."""
-    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return arr.permute(1, 2, 0).numpy()
 
 
 def side_by_side(a: Image.Image, b: Image.Image) -> Image.Image:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from nectargan.dataset.io import to_uint8
+from nectargan.dataset.tensors import to_uint8
 from nectargan.errors import DataUserError
 from nectargan.utils.atomic import atomic_writer
 from nectargan.utils.outputs import output_file

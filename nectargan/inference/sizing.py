@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from nectargan.dataset.io import to_tensor, to_uint8
+from nectargan.dataset.tensors import to_tensor, to_uint8
 
 MODES = ("pad", "resize")
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from nectargan.dataset.io import to_uint8
+from nectargan.dataset.tensors import to_uint8
 from nectargan.utils.atomic import atomic_writer
 
 

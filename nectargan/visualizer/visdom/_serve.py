@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--login", action="store_true")
     args = parser.parse_args(argv)
 
+    # The server only moves JSON: Visdom's optional torch import would cost it ~1 s of
+    # start-up and ~200 MB of memory, so it is made to fail (Visdom then goes without).
+    sys.modules.setdefault("torch", None)
     from tornado import ioloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -11,6 +11,8 @@ download anything again.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import shutil
 import subprocess
 import tarfile
@@ -91,16 +93,18 @@ class AssetInstallError(ServerUserError):
 
 
 def visdom_static_dir() -> Path:
-    """Where the installed visdom package serves its static files from."""
-    import visdom
+    """Where the installed visdom package serves its static files from.
 
-    return Path(visdom.__file__).resolve().parent / "static"
+    Found without importing visdom, whose ``__init__`` imports torch (about a second).
+    """
+    spec = importlib.util.find_spec("visdom")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("No module named 'visdom'", name="visdom")
+    return Path(spec.origin).resolve().parent / "static"
 
 
 def visdom_version() -> str:
-    import visdom
-
-    return visdom.__version__
+    return importlib.metadata.version("visdom")
 
 
 def _mathjax_dir(static: Path) -> Path:
