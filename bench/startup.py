@@ -39,13 +39,16 @@ COMMANDS = {
 
 
 def env_for(code: Path) -> dict[str, str]:
-    """Run the package from ``code`` (PYTHONPATH comes before the editable install)."""
+    """Run the package from ``code`` (PYTHONPATH comes before the editable install;
+    the commands also run in ``code``, since ``-m`` puts the working folder first)."""
     return {**os.environ, "PYTHONPATH": str(code), "NECTARGAN_HOME": tempfile.gettempdir()}
 
 
 def time_command(args: list[str], code: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], env=env_for(code), capture_output=True, check=False)
+    subprocess.run(
+        [sys.executable, *args], env=env_for(code), cwd=code, capture_output=True, check=False
+    )
     return time.perf_counter() - t0
 
 
@@ -59,7 +62,7 @@ def time_server(code: Path) -> tuple[float, float]:
         cmd += ["--host", "127.0.0.1", "--env-dir", tmp]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, env=env_for(code), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            cmd, env=env_for(code), cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
             while True:
