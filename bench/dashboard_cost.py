@@ -18,18 +18,24 @@ of the thread and the server as a whole second the training waits, which is what
 happens when it preempts one of the step's threads and the other waits at a
 barrier; "CPU share" divides by the training's CPU instead.
 
+``--browser`` keeps headless Chromium open on the env page throughout, as a user
+watching does: the server then also pushes every update to the page, and the
+browser's own CPU (it may or may not run on the training machine) is reported apart.
+
 Run: ``PYTHONPATH=. .venv/bin/python bench/dashboard_cost.py`` (``--configs default demo``,
-``--displays N``, ``--json FILE``).
+``--displays N``, ``--browser``, ``--json FILE``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,19 +124,67 @@ def config_for(name: str, workdir: Path, port: int, displays: int) -> Config:
     )
 
 
-def measure(name: str, workdir: Path, displays: int) -> dict[str, Any]:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first met, recursively)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            out += [child, *descendants(child)]
+    return out
+
+
+def browser_cpu_s() -> float:
+    """CPU seconds of the Chromium processes this process started (through Playwright)."""
+    total = 0.0
+    for pid in descendants(os.getpid()):
+        try:
+            if "chrom" in Path(f"/proc/{pid}/comm").read_text():
+                total += task_cpu_s(pid)
+        except OSError:
+            continue  # gone meanwhile
+    return total
+
+
+@contextmanager
+def watching_browser(url: str | None):
+    """Headless Chromium showing ``url`` until the block ends (nothing when ``url`` is None)."""
+    if url is None:
+        yield
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from _support import launch_chromium  # the browser tests' flags, kept in one place
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url, wait_until="load", timeout=30_000)
+        try:
+            yield
+        finally:
+            browser.close()
+
+
+def measure(name: str, workdir: Path, displays: int, browser: bool) -> dict[str, Any]:
     with visdom_server_process(workdir / f"server_{name}") as (port, server_pid):
         cfg = config_for(name, workdir, port, displays)
-        trainer = Pix2pixTrainer(cfg)
+        trainer = Pix2pixTrainer(cfg)  # connects the dashboard: the env exists from here
         meter = Meter()
         meter.install(trainer)
-        server_before, cpu_before = task_cpu_s(server_pid), time.process_time()
-        wall_before = time.perf_counter()
-        trainer.fit()
-        trainer.close()
-        wall = time.perf_counter() - wall_before
-        process_cpu = time.process_time() - cpu_before
-        server_cpu = task_cpu_s(server_pid) - server_before
+        with watching_browser(trainer.dashboard_url if browser else None):
+            server_before, cpu_before = task_cpu_s(server_pid), time.process_time()
+            browser_before = browser_cpu_s()
+            wall_before = time.perf_counter()
+            trainer.fit()
+            trainer.close()
+            wall = time.perf_counter() - wall_before
+            process_cpu = time.process_time() - cpu_before
+            server_cpu = task_cpu_s(server_pid) - server_before
+            browser_cpu = browser_cpu_s() - browser_before
     every = cfg.visualizer.visdom.update_frequency
     step = statistics.median(meter.step_s)
     shown = max(1, len(meter.step_s) // every)  # display steps in the run
@@ -149,6 +203,8 @@ def measure(name: str, workdir: Path, displays: int) -> dict[str, Any]:
         "on_thread_ms_per_display": 1e3 * meter.on_thread_s / shown,
         "thread_cpu_ms_per_display": 1e3 * meter.thread_cpu_s / shown,
         "server_cpu_ms_per_display": 1e3 * server_cpu / shown,
+        "browser": browser,
+        "browser_cpu_ms_per_display": 1e3 * browser_cpu / shown,
         "worst_case": (meter.on_thread_s + off_thread) / shown / between,
         "cpu_share": meter.on_thread_s / shown / between + off_thread / training_cpu,
     }
@@ -159,15 +215,17 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         f"Machine: {cpu_model()}; command: `{command}`",
         "",
         "| config | steps | every | median step | on the training thread / display "
-        "| dashboard thread CPU / display | server CPU / display | worst case | CPU share |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dashboard thread CPU / display | server CPU / display | worst case | CPU share "
+        "| browser CPU / display |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        browser = f"{r['browser_cpu_ms_per_display']:.0f} ms" if r["browser"] else "-"
         lines.append(
             f"| {r['config']} | {r['steps']} | {r['update_frequency']} "
             f"| {r['median_step_s'] * 1e3:.0f} ms | {r['on_thread_ms_per_display']:.2f} ms "
             f"| {r['thread_cpu_ms_per_display']:.1f} ms | {r['server_cpu_ms_per_display']:.1f} ms "
-            f"| {100 * r['worst_case']:.2f}% | {100 * r['cpu_share']:.2f}% |"
+            f"| {100 * r['worst_case']:.2f}% | {100 * r['cpu_share']:.2f}% | {browser} |"
         )
     return "\n".join(lines)
 
@@ -176,13 +234,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--configs", nargs="+", default=["default", "demo"], choices=["default", "demo"])
     p.add_argument("--displays", type=int, default=8, help="display steps per config")
+    p.add_argument("--browser", action="store_true", help="a Chromium page watches the env")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             print(f"{name}: training ...", file=sys.stderr, flush=True)
-            rows.append(measure(name, Path(tmp), args.displays))
+            rows.append(measure(name, Path(tmp), args.displays, args.browser))
     print(markdown(rows, "python bench/dashboard_cost.py " + " ".join(sys.argv[1:])))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
