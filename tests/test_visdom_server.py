@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -193,11 +194,15 @@ def test_a_changed_module_file_does_not_restart_the_server(tmp_path, monkeypatch
     srv = TestServer(tmp_path / "envs").start()
     try:
         srv.client("unsaved").text("kept", win="note")
-        later = time.time() + 5
-        os.utime(watched, (later, later))
-        restarted = "modified; restarting server"
-        with pytest.raises(AssertionError, match="timed out"):  # autoreload checks every 0.5 s
-            wait_for(lambda: restarted in srv.log_path.read_text(), 2.0, what="a restart")
+        stamps = itertools.count(time.time() + 10)
+
+        def touch_then_look() -> bool:  # a new mtime each time: the watcher's first look
+            stamp = next(stamps)  # only records what it sees, every later one compares
+            os.utime(watched, (stamp, stamp))
+            return "modified; restarting server" in srv.log_path.read_text()
+
+        with pytest.raises(AssertionError, match="timed out"):  # autoreload looks every 0.5 s
+            wait_for(touch_then_look, 2.0, interval=0.1, what="a restart")
         assert srv.proc.poll() is None
         assert srv.window("note", "unsaved")["content"] == "kept"
     finally:
