@@ -52,8 +52,12 @@ def time_command(args: list[str], code: Path) -> float:
     return time.perf_counter() - t0
 
 
-def time_server(code: Path) -> tuple[float, float]:
-    """Seconds until a new server answers, and its resident memory then (MB)."""
+IDLE_S = 3.0
+
+
+def time_server(code: Path) -> tuple[float, float, float]:
+    """Seconds until a new server answers, its resident memory then (MB), and the CPU it
+    then uses while nothing is sent to it (ms per second, over ``IDLE_S``)."""
     import urllib.request
 
     port = free_port()
@@ -79,10 +83,21 @@ def time_server(code: Path) -> tuple[float, float]:
                 for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
                 if line.startswith("VmRSS:")
             )
+            idle_before = cpu_ns(proc.pid)
+            time.sleep(IDLE_S)
+            idle_ms_per_s = (cpu_ns(proc.pid) - idle_before) / 1e6 / IDLE_S
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    return elapsed, rss_kb / 1024
+    return elapsed, rss_kb / 1024, idle_ms_per_s
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of ``pid`` (schedstat, nanoseconds)."""
+    return sum(
+        int((task / "schedstat").read_text().split()[0])
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    )
 
 
 @contextmanager
@@ -115,13 +130,15 @@ def main() -> None:
             codes[args.checkout] = stack.enter_context(worktree(args.checkout))
         times: dict[tuple[str, str], list[float]] = {}
         rss: dict[str, list[float]] = {name: [] for name in codes}
+        idle: dict[str, list[float]] = {name: [] for name in codes}
         for r in range(args.rounds):
             for name, code in codes.items():
                 for label, cmd in COMMANDS.items():
                     times.setdefault((label, name), []).append(time_command(cmd, code))
-                elapsed, mb = time_server(code)
+                elapsed, mb, idle_cpu = time_server(code)
                 times.setdefault(("Visdom server answers", name), []).append(elapsed)
                 rss[name].append(mb)
+                idle[name].append(idle_cpu)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     names = list(codes)
     print(f"Machine: {cpu_model()}; median of {args.rounds} rounds, seconds\n")
@@ -132,6 +149,8 @@ def main() -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
     cells = [f"{statistics.median(rss[n]):.0f} MB" for n in names]
     print("| Visdom server memory (RSS) | " + " | ".join(cells) + " |")
+    cells = [f"{statistics.median(idle[n]):.1f} ms/s" for n in names]
+    print("| Visdom server CPU while idle | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
