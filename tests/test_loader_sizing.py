@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 import torch
 
 from nectargan.dataset import PairedDataset
@@ -31,6 +32,8 @@ def test_cpu_keeps_loading_in_process_when_it_is_cheap():
     assert workers_needed(0.100, 4, 0.100, cores=4, cuda=False) == 2
 
 
+# The pretend 8-core GPU machine gets 7 workers; torch warns that this one has 2 cores.
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 def test_auto_loader_measures_steps_and_resizes_between_epochs(dataroot):
     ds = PairedDataset(dataroot, "train", load_size=32, crop_size=32)
     loader = make_loader(ds, DL, torch.device("cpu"), train=True)
