@@ -217,3 +217,25 @@ def test_bad_nproc_is_a_user_error(tmp_path, dataroot, capsys):
     # settings are checked before torchrun starts any rank
     assert main(["train", "--config", str(cfg_path), "--nproc", "2", "--epochs", "-2"]) == 2
     assert "train.epochs: expected >= 0, got -2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "code"), [(["config", "show"], 0), (["train", "--config", "missing.json"], 2)]
+)
+def test_a_rank_ends_without_finalization_yet_keeps_its_status_and_output(tmp_path, args, code):
+    """A torchrun rank leaves by ``os._exit`` (gloo's threads may still hold tensors that
+    need the interpreter), so its buffered output must be flushed first: a pipe is buffered."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"WORLD_SIZE": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "nectargan", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == code, result.stderr
+    if code == 0:
+        assert json.loads(result.stdout)["train"]["epochs"] > 0  # the whole JSON arrived
+    else:
+        assert "nectargan train: error: invalid missing.json" in result.stderr

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
 from nectargan.errors import UserError
+from nectargan.utils.launch import launched_world_size
 
 # Each module exposes ``register(subparsers)``; a missing one (a feature not
 # installed in this checkout yet) is skipped rather than breaking the others.
@@ -100,5 +102,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BUG
 
 
+def run() -> None:
+    """The process entry point (``nectargan``, ``python -m nectargan``, ``torchrun -m``).
+
+    A rank of a distributed job ends without Python's finalization: gloo's worker
+    threads may still be releasing the last collective's tensors, and a thread that
+    needs the GIL once the interpreter is finalizing aborts the whole process
+    ("terminate called without an active exception", SIGABRT), failing a job that
+    had finished and leaving the other nodes' torchrun waiting at its exit barrier.
+    By then the trainer has closed: files flushed, lock released, group destroyed.
+    """
+    code = main()
+    if launched_world_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

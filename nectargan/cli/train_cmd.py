@@ -14,6 +14,7 @@ from typing import Any
 
 from nectargan.config.schema import PRECISION_MODES
 from nectargan.errors import ConfigUserError
+from nectargan.utils.launch import launched_world_size
 from nectargan.utils.progress import ProgressBar, format_duration
 
 PACKAGED_CONFIGS = ("demo",)
@@ -258,8 +259,6 @@ def launch_distributed(args: argparse.Namespace) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    from nectargan.trainers.distributed import launched_world_size
-
     if launched_world_size() > 1:
         raise ConfigUserError(
             "--nproc: already running under a distributed launcher (WORLD_SIZE set)"
@@ -278,7 +277,6 @@ def launch_distributed(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from nectargan.trainers.distributed import launched_world_size
     from nectargan.trainers.signals import handling_signals
 
     # SIGTERM from here on stops like Ctrl-C (exit 143). A rank under torchrun gets every

@@ -45,19 +45,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from nectargan.trainers.data import ResumableSampler
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.launch import launched_world_size
 
 T = TypeVar("T")
 RANK_DEBUG_ENV = "NECTARGAN_RANK_DEBUG"
 RANK_DEBUG_DIR = "rank_losses"
 TIMEOUT_ENV = "NECTARGAN_DIST_TIMEOUT"
-
-
-def launched_world_size() -> int:
-    """Processes in the job according to the launcher's environment (1 without one)."""
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 1
 
 
 def backend_for(device: torch.device) -> str:
