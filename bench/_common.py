@@ -6,6 +6,7 @@ and they import it as ``_common``.
 
 from __future__ import annotations
 
+import argparse
 import platform
 import socket
 from collections.abc import Iterator
@@ -55,6 +56,31 @@ def visdom_server_process(workdir: Path, timeout: float = 30.0) -> Iterator[tupl
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of every thread of process ``pid`` (schedstat: nanoseconds, exact).
+
+    Read from outside the process, so it measures a server or browser as well as us.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended between the listing and the read
+    return total / 1e9
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, refused with the value named otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def vm_hwm_kib(fallback: float = float("nan")) -> float:

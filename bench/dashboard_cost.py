@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import cpu_model, visdom_server_process
+from _common import cpu_model, positive_int, process_cpu_s, visdom_server_process
 
 from nectargan.config import Config
 from nectargan.dataset import generate_synthetic_dataset
@@ -47,17 +47,6 @@ from nectargan.trainers import Pix2pixTrainer
 from nectargan.visualizer.visdom.engine import Worker
 
 PACKAGED = Path(__file__).resolve().parent.parent / "nectargan" / "config"
-
-
-def task_cpu_s(pid: int) -> float:
-    """CPU seconds of every thread of process ``pid`` (schedstat: nanoseconds, exact)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # the thread ended between the listing and the read
-    return total / 1e9
 
 
 class Meter:
@@ -143,7 +132,7 @@ def browser_cpu_s() -> float:
     for pid in descendants(os.getpid()):
         try:
             if "chrom" in Path(f"/proc/{pid}/comm").read_text():
-                total += task_cpu_s(pid)
+                total += process_cpu_s(pid)
         except OSError:
             continue  # gone meanwhile
     return total
@@ -176,14 +165,14 @@ def measure(name: str, workdir: Path, displays: int, browser: bool) -> dict[str,
         meter = Meter()
         meter.install(trainer)
         with watching_browser(trainer.dashboard_url if browser else None):
-            server_before, cpu_before = task_cpu_s(server_pid), time.process_time()
+            server_before, cpu_before = process_cpu_s(server_pid), time.process_time()
             browser_before = browser_cpu_s()
             wall_before = time.perf_counter()
             trainer.fit()
             trainer.close()
             wall = time.perf_counter() - wall_before
             process_cpu = time.process_time() - cpu_before
-            server_cpu = task_cpu_s(server_pid) - server_before
+            server_cpu = process_cpu_s(server_pid) - server_before
             browser_cpu = browser_cpu_s() - browser_before
     every = cfg.visualizer.visdom.update_frequency
     step = statistics.median(meter.step_s)
@@ -233,7 +222,7 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--configs", nargs="+", default=["default", "demo"], choices=["default", "demo"])
-    p.add_argument("--displays", type=int, default=8, help="display steps per config")
+    p.add_argument("--displays", type=positive_int, default=8, help="display steps per config")
     p.add_argument("--browser", action="store_true", help="a Chromium page watches the env")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()

@@ -20,7 +20,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from _common import cpu_model, free_port
+from _common import cpu_model, free_port, positive_int, process_cpu_s
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = {
@@ -57,7 +57,10 @@ IDLE_S = 3.0
 
 def time_server(code: Path) -> tuple[float, float, float]:
     """Seconds until a new server answers, its resident memory then (MB), and the CPU it
-    then uses while nothing is sent to it (ms per second, over ``IDLE_S``)."""
+    then uses while nothing is sent to it (ms per second, over ``IDLE_S``).
+
+    Started by hand, not with ``server.spawn``: the code under test is ``code``'s, so the
+    process needs that folder as its working directory and PYTHONPATH."""
     import urllib.request
 
     port = free_port()
@@ -83,32 +86,26 @@ def time_server(code: Path) -> tuple[float, float, float]:
                 for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
                 if line.startswith("VmRSS:")
             )
-            idle_before = cpu_ns(proc.pid)
+            idle_before = process_cpu_s(proc.pid)
             time.sleep(IDLE_S)
-            idle_ms_per_s = (cpu_ns(proc.pid) - idle_before) / 1e6 / IDLE_S
+            idle_ms_per_s = (process_cpu_s(proc.pid) - idle_before) * 1e3 / IDLE_S
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     return elapsed, rss_kb / 1024, idle_ms_per_s
 
 
-def cpu_ns(pid: int) -> int:
-    """CPU time of every thread of ``pid`` (schedstat, nanoseconds)."""
-    return sum(
-        int((task / "schedstat").read_text().split()[0])
-        for task in Path(f"/proc/{pid}/task").iterdir()
-    )
-
-
 @contextmanager
 def worktree(rev: str):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "code"
-        subprocess.run(
+        added = subprocess.run(
             ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if added.returncode != 0:
+            sys.exit(f"startup.py: error: --checkout {rev!r}: {added.stderr.strip()}")
         try:
             yield path
         finally:
@@ -121,7 +118,7 @@ def worktree(rev: str):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=positive_int, default=5)
     p.add_argument("--checkout", metavar="REV", help="also measure this git revision")
     args = p.parse_args()
     with ExitStack() as stack:
