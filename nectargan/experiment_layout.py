@@ -16,6 +16,7 @@ Experiment directory ``<output>/<name>_v<N>``::
     val_metrics.json            one row per validation: epoch, L1, PSNR, SSIM, images, seconds
     epoch_stats.json            one row per epoch: learning rates, images/s, seconds
     run_info.json               what the run_info window shows, as data
+    run_status.json             state (running, finished, ...), pid, sessions: runs/status.py
     examples/epoch_0003_0.png   example triplets after 3 completed epochs
     test/epoch_0003/            `nectargan test` outputs: metrics.json + triplets
     report/                     `nectargan report` output
@@ -53,6 +54,8 @@ PRUNED = "pruned.json"  # epochs whose checkpoints save.keep_last deleted
 VAL_METRICS_FILE = "val_metrics.json"
 EPOCH_STATS_FILE = "epoch_stats.json"
 RUN_INFO_FILE = "run_info.json"
+RUN_STATUS_FILE = "run_status.json"  # the run's own status record (nectargan/runs/status.py)
+LOCK_FILE = ".nectargan.lock"  # held (flock) by the one live run in this directory
 
 EXAMPLES_DIR = "examples"
 EXAMPLE_RE = re.compile(r"^epoch_(\d+)_(\d+)\.png$")

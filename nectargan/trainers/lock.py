@@ -16,10 +16,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from nectargan import experiment_layout as layout
 from nectargan.errors import ExperimentUserError
 from nectargan.utils.atomic import remove_stale_temp_files
 
-LOCK_FILE = ".nectargan.lock"
+LOCK_FILE = layout.LOCK_FILE
 TEMP_FOLDERS = (".", "checkpoints", "loss_log", "examples")  # where our atomic writes go
 _HELD: dict[str, ExperimentLock] = {}  # this process's locks, by resolved directory
 
