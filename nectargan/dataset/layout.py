@@ -1,7 +1,14 @@
-"""Check that a folder is a usable pix2pix dataset: ``train/`` of readable A|B images, 2:1."""
+"""Check that a folder is a usable pix2pix dataset: ``train/`` of readable A|B images, 2:1.
+
+:func:`survey_layout` looks at the whole folder and lists every problem (the
+Toolbox shows them before a run starts); :func:`check_layout` is the same
+look, raising the first problem (the CLI and the downloader stop on it).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -12,10 +19,34 @@ from nectargan.errors import DataUserError
 # Fully decoding every image of a 50,000-image set would take minutes; the first
 # few of each split are decoded, every file's header is read for its size.
 DECODE_PER_SPLIT = 8
+# A folder of 50,000 wrong images needs a few examples, not 50,000 lines.
+PROBLEMS_PER_SPLIT = 5
 
 
 class LayoutError(DataUserError):
     """The folder is not a pix2pix dataset (or holds images it cannot use)."""
+
+
+@dataclass
+class LayoutSurvey:
+    """What a dataset folder holds: image counts and file sizes per split, and its problems."""
+
+    root: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, Counter[tuple[int, int]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def pair_size(self, split: str = "train") -> tuple[int, int] | None:
+        """The most common (width, height) of one A or B image in ``split`` (half a file)."""
+        sizes = self.sizes.get(split)
+        if not sizes:
+            return None
+        (w, h), _ = sizes.most_common(1)[0]
+        return w // 2, h
 
 
 def _header_size(path: Path) -> tuple[int, int]:
@@ -26,29 +57,59 @@ def _header_size(path: Path) -> tuple[int, int]:
         raise LayoutError(f"cannot read image file '{path}': {exc}") from exc
 
 
-def check_layout(root: Path) -> dict[str, int]:
-    """Image counts per split present; raises LayoutError naming the first problem."""
-    if not (root / "train").is_dir():
-        raise LayoutError(
+def _image_problem(path: Path, decode: bool) -> tuple[tuple[int, int] | None, str | None]:
+    """(file size, problem) of one image: unreadable, or not twice as wide as high."""
+    try:
+        w, h = load_image(path).size if decode else _header_size(path)
+    except (ImageReadError, LayoutError) as exc:
+        return None, str(exc)
+    if w != 2 * h:
+        return (w, h), f"'{path}' is {w}x{h}; an A|B pair is twice as wide as it is high"
+    return (w, h), None
+
+
+def _survey_split(survey: LayoutSurvey, split: str, stop_early: bool) -> None:
+    paths = list_images(survey.root / split)
+    sizes: Counter[tuple[int, int]] = Counter()
+    bad = 0
+    for i, path in enumerate(paths):
+        size, problem = _image_problem(path, decode=i < DECODE_PER_SPLIT)
+        if size:
+            sizes[size] += 1
+        if problem:
+            bad += 1
+            if bad <= PROBLEMS_PER_SPLIT:
+                survey.problems.append(problem)
+            if stop_early:
+                break
+    if bad > PROBLEMS_PER_SPLIT:
+        survey.problems.append(f"{split}/: {bad - PROBLEMS_PER_SPLIT} more such images")
+    survey.counts[split] = len(paths)
+    survey.sizes[split] = sizes
+
+
+def survey_layout(root: Path, stop_early: bool = False) -> LayoutSurvey:
+    """Counts, sizes and problems of every split present (``stop_early``: at the first problem)."""
+    survey = LayoutSurvey(Path(root))
+    if not (survey.root / "train").is_dir():
+        survey.problems.append(
             f"'{root}' has no train/ folder; expected {root}/train/ (and val/, test/) "
             f"holding side-by-side A|B images"
         )
-    counts: dict[str, int] = {}
+        return survey
     for split in SPLITS:
-        folder = root / split
-        if not folder.is_dir():
-            continue
-        paths = list_images(folder)
-        for i, path in enumerate(paths):
-            try:
-                w, h = load_image(path).size if i < DECODE_PER_SPLIT else _header_size(path)
-            except ImageReadError as exc:
-                raise LayoutError(str(exc)) from None
-            if w != 2 * h:
-                raise LayoutError(
-                    f"'{path}' is {w}x{h}; an A|B pair is twice as wide as it is high"
-                )
-        counts[split] = len(paths)
-    if not counts["train"]:
-        raise LayoutError(f"'{root / 'train'}' holds no image files")
-    return counts
+        if (survey.root / split).is_dir():
+            _survey_split(survey, split, stop_early)
+            if stop_early and survey.problems:
+                return survey
+    if not survey.counts["train"]:
+        survey.problems.append(f"'{survey.root / 'train'}' holds no image files")
+    return survey
+
+
+def check_layout(root: Path) -> dict[str, int]:
+    """Image counts per split present; raises LayoutError naming the first problem."""
+    survey = survey_layout(root, stop_early=True)
+    if survey.problems:
+        raise LayoutError(survey.problems[0])
+    return survey.counts
