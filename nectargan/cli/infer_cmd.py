@@ -33,6 +33,31 @@ def _backend(args: argparse.Namespace):
     return TorchBackend(generator, info, device)
 
 
+def _tile(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a tile size in pixels, 0 (off) or auto, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a tile size in pixels, 0 (off) or auto, got {value}"
+        )
+    return value
+
+
+def _budget(text: str) -> int:
+    from nectargan.inference.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
     from nectargan.inference.runner import InferOptions, run_on_inputs
 
@@ -45,6 +70,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
         side_by_side=args.side_by_side,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        memory_budget=args.memory_budget,
     )
     result = run_on_inputs(backend, args.inputs, args.output, options, args.recursive)
     rate = result["n_images"] / result["seconds"] if result["seconds"] > 0 else float("nan")
@@ -90,5 +118,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--side-by-side", action="store_true", help="write input | output images")
     p.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files (never an input image: that is refused)",
+    )
+    p.add_argument(
+        "--tile",
+        type=_tile,
+        default=None,
+        metavar="N|0|auto",
+        help="run large images as N px tiles blended over an overlap (rounded up to a multiple "
+        "of 2**n_downs); auto (default): only when one pass would exceed --memory-budget; 0: never",
+    )
+    p.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="pixels shared by neighbouring tiles (default: a quarter tile, a multiple of 2**n_downs)",
+    )
+    p.add_argument(
+        "--memory-budget",
+        type=_budget,
+        default=None,
+        metavar="SIZE",
+        help="memory one forward pass may use before --tile auto tiles, e.g. 2G or 1500M "
+        "(default: half the memory available on the device)",
+    )
     p.set_defaults(func=cmd_infer)

@@ -16,6 +16,7 @@ from nectargan.inference.model_info import ModelInfo
 class Backend(Protocol):
     info: ModelInfo
     name: str
+    memory_device: str  # where the forward pass allocates: 'cpu' or 'cuda[:N]'
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -29,6 +30,7 @@ class TorchBackend:
         self.generator, self.info = generator.eval(), info
         self.device = torch.device(device)
         self.name = f"torch ({self.device})"
+        self.memory_device = str(self.device)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -50,6 +52,8 @@ class OnnxBackend:
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
         self.name = f"onnxruntime ({', '.join(session.get_providers())})"
+        on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
+        self.memory_device = "cuda" if on_gpu else "cpu"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)

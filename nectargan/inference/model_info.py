@@ -29,6 +29,10 @@ class ModelInfo:
     config_digest: str | None = None
     # Set when a model only accepts one spatial size (an export made with --static H W).
     static_hw: tuple[int, int] | None = None
+    # Architecture, for the memory estimate behind automatic tiling (None: not known).
+    features: int | None = None
+    block_type: str = "plain"
+    upsample: str = "transpose"
 
     @property
     def size_multiple(self) -> int:
@@ -44,6 +48,9 @@ class ModelInfo:
             direction=str(config.dataloader.direction),
             epoch=epoch,
             config_digest=config_digest(config),
+            features=int(config.train.generator.features),
+            block_type=str(config.train.generator.block_type),
+            upsample=str(config.train.generator.upsample),
         )
 
     def to_dict(self) -> dict[str, Any]:

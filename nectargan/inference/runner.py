@@ -8,6 +8,7 @@ renamed, so an interrupted run leaves whole PNGs or none.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from nectargan.errors import DataUserError
 from nectargan.inference.backends import Backend
 from nectargan.inference.inputs import InputItem, read_input
 from nectargan.inference.sizing import Fitted, fit_image, unfit_output
+from nectargan.inference.tiling import TileRequest, choose_plan, run_tiled
 from nectargan.utils.atomic import atomic_writer
 from nectargan.utils.outputs import output_dir
 from nectargan.utils.progress import ProgressBar
@@ -38,6 +40,9 @@ class InferOptions:
     side_by_side: bool = False
     batch_size: int = 1
     overwrite: bool = False
+    tile: int | None = None  # None: automatic above the memory budget; 0: never; N: N px tiles
+    tile_overlap: int | None = None  # None: a quarter tile (see nectargan.inference.tiling)
+    memory_budget: int | None = None  # bytes; None: half the memory available on the device
 
 
 @dataclass
@@ -49,6 +54,17 @@ class _Pending:
 
 def output_paths(items: list[InputItem], out_dir: Path) -> list[Path]:
     return [out_dir / item.out_name for item in items]
+
+
+def refuse_inputs_as_outputs(items: list[InputItem], out_dir: Path) -> None:
+    """Never write over an input, ``--overwrite`` or not: the image would be lost."""
+    for item in items:
+        target = out_dir / item.out_name
+        if target.exists() and os.path.samefile(target, item.path):
+            raise DataUserError(
+                f"output '{target}' would replace the input image '{item.path}'; "
+                "choose another --output folder"
+            )
 
 
 def refuse_existing(paths: list[Path], limit: int = 5) -> None:
@@ -82,13 +98,16 @@ def infer_images(
     if options.batch_size < 1:
         raise DataUserError(f"--batch-size: expected a number >= 1, got {options.batch_size}")
     out_dir = Path(out_dir)
+    info = backend.info
+    mode = "resize" if info.static_hw is not None else options.mode
+    request = tile_request(backend, mode, options)
+    refuse_inputs_as_outputs(items, out_dir)
     output_dir(out_dir, "--output")
     if not options.overwrite:
         refuse_existing(output_paths(items, out_dir))
-    info = backend.info
-    mode = "resize" if info.static_hw is not None else options.mode
     target = model_input_hw(backend, mode)
     stream = stream if stream is not None else sys.stderr
+    said: set[str] = set()
     bar = (
         ProgressBar(len(items), desc="infer", stream=stream)
         if len(items) >= PROGRESS_MIN_ITEMS
@@ -109,6 +128,22 @@ def infer_images(
     for item in items:
         image = read_input(item.path, info.channels, options.paired, info.direction)
         fitted = fit_image(image, mode, info.size_multiple, target)
+        plan, note = (
+            (None, "")
+            if request is None
+            else choose_plan(info, fitted.model_hw, options.batch_size, request)
+        )
+        if note and note not in said:
+            said.add(note)
+            print(f"{item.path.name}: {note}" if len(items) > 1 else note, file=stream)
+        if plan is not None:
+            out = run_tiled(backend.run, fitted.array, plan, options.batch_size)
+            written.append(
+                _write(_Pending(item, image, fitted), out, out_dir, options.side_by_side)
+            )
+            if bar is not None:
+                bar.update(1)
+            continue
         group = groups.setdefault(fitted.model_hw, [])
         group.append(_Pending(item, image, fitted))
         if len(group) >= options.batch_size:
@@ -126,6 +161,34 @@ def infer_images(
         "mode": mode,
         "backend": backend.name,
     }
+
+
+def tile_request(backend: Backend, mode: str, options: InferOptions) -> TileRequest | None:
+    """What tiling may do here; None when it cannot apply (resized or fixed-size inputs)."""
+    from nectargan.inference.memory import default_budget
+
+    asked = options.tile not in (None, 0)
+    if options.tile is not None and options.tile < 0:
+        raise DataUserError(
+            f"--tile: expected a tile size in pixels, 0 (off) or auto, got {options.tile}"
+        )
+    if options.tile_overlap is not None and options.tile_overlap < 0:
+        raise DataUserError(f"--tile-overlap: expected pixels >= 0, got {options.tile_overlap}")
+    if mode != "pad":
+        if asked:
+            why = (
+                f"this model takes only {backend.info.static_hw[0]}x{backend.info.static_hw[1]} inputs (exported with --static)"
+                if backend.info.static_hw is not None
+                else "--resize runs every image at the training crop size"
+            )
+            raise DataUserError(f"--tile {options.tile}: tiles need the default pad mode; {why}")
+        return None
+    if options.tile is not None or options.memory_budget is not None:
+        return TileRequest(
+            options.tile, options.tile_overlap, options.memory_budget, "--memory-budget"
+        )
+    budget, source = default_budget(getattr(backend, "memory_device", "cpu"))
+    return TileRequest(None, options.tile_overlap, budget, source)
 
 
 def _write(pending: _Pending, out: np.ndarray, out_dir: Path, side_by_side: bool) -> Path:

@@ -30,6 +30,9 @@ def metadata_for(info: ModelInfo, **extra: Any) -> dict[str, str]:
         "value_range": "[-1, 1]",
         "layout": "NCHW float32",
         "direction": info.direction,
+        "features": "" if info.features is None else info.features,
+        "block_type": info.block_type,
+        "upsample": info.upsample,
         "static_hw": "" if info.static_hw is None else f"{info.static_hw[0]}x{info.static_hw[1]}",
         **extra,
     }
@@ -51,6 +54,9 @@ def info_from_metadata(props: dict[str, str]) -> ModelInfo | None:
         epoch=int(get["epoch"]) if get.get("epoch") else None,
         config_digest=get.get("config_digest") or None,
         static_hw=tuple(int(v) for v in static.split("x")) if static else None,  # type: ignore[arg-type]
+        features=int(get["features"]) if get.get("features") else None,
+        block_type=get.get("block_type") or "plain",
+        upsample=get.get("upsample") or "transpose",
     )
 
 
