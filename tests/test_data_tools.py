@@ -236,3 +236,91 @@ def test_ctrl_c_during_pair_leaves_no_partial_output(tmp_path: Path) -> None:
         proc.wait()
     assert all_files(out) == [], "half a dataset was left behind"
     assert "interrupted" in (tmp_path / "log.err").read_text()
+
+
+def test_failed_pair_removes_the_output_folder_it_created(tmp_path: Path) -> None:
+    # Before: a bad image halfway left an empty 'out/new' folder behind.
+    a, b = _pair_sources(tmp_path, 3)
+    (b / "2.png").write_text("not an image")
+    with pytest.raises(DataUserError, match="cannot read image file"):
+        pair_folders(a, b, tmp_path / "out" / "new")
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_pair_keeps_an_output_folder_that_existed(tmp_path: Path) -> None:
+    a, b = _pair_sources(tmp_path, 3)
+    (b / "2.png").write_text("not an image")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(DataUserError):
+        pair_folders(a, b, tmp_path / "out")
+    assert names(tmp_path / "out") == ["keep.txt"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataUserError):
+        pair_folders(a, b, tmp_path / "empty")
+    assert (tmp_path / "empty").is_dir()
+
+
+def test_split_refuses_files_named_as_images_that_do_not_decode(flat: Path, tmp_path: Path) -> None:
+    # Before: "split 21 images", the text file copied into a split as an image.
+    (flat / "fake.jpg").write_text("a text file")
+    with pytest.raises(DataUserError, match=r"1 file\(s\) in .* do not decode: fake\.jpg"):
+        split_dataset(flat, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_split_warns_about_images_that_are_not_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: square photos were split without a word; training cuts each in two halves.
+    for i in range(4):
+        save(tmp_path / "src" / f"pair{i}.png", i, size=(16, 8))
+    save(tmp_path / "src" / "photo.png", 9, size=(8, 8))
+    (tmp_path / "src" / "notes.txt").write_text("about the set")
+    assert run_cli("data", "split", str(tmp_path / "src"), str(tmp_path / "out")) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 of 5 images in" in err and "photo.png is 8x8" in err
+    assert "nectargan data pair" in err
+    assert "1 file(s) that are not images stay behind: notes.txt" in err
+    assert "unreadable" not in err and "broken" not in err
+
+
+def test_dry_runs_say_what_would_be_written_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _pair_sources(tmp_path, 7)
+    out = tmp_path / "new" / "pairs"
+    assert run_cli("data", "pair", str(a), str(b), str(out), "--dry-run") == 0
+    said = capsys.readouterr().out
+    assert f"would write 7 image(s) to {out}/: 0.png, 1.png, 2.png, 3.png, 4.png ... and 2" in said
+    assert not (tmp_path / "new").exists()
+    pair_folders(a, b, out)
+    rc = run_cli("data", "split", str(out), str(tmp_path / "s"), "--dry-run", "--seed", "1")
+    assert rc == 0
+    said = capsys.readouterr().out
+    assert (
+        "dry run: nothing written" in said
+        and f"would copy 5 image(s) to {tmp_path / 's' / 'train'}/" in said
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_plan_then_work_reports_progress_and_can_be_cancelled(tmp_path: Path) -> None:
+    from nectargan.dataset.task import Cancelled, Task
+    from nectargan.dataset.tools import plan_pair
+
+    a, b = _pair_sources(tmp_path, 5)
+    seen: list[tuple[str, int, int | None]] = []
+    task = Task(on_update=lambda t: seen.append((t.phase, t.done, t.total)))
+    plan = plan_pair(a, b, tmp_path / "out", task=task)
+    assert plan.counts == {".": 5} and not (tmp_path / "out").exists()
+    assert pair_folders(a, b, tmp_path / "out", task=task, plan=plan) == {".": 5}
+    assert ("pairing", 5, 5) in seen and ("checking sizes", 5, 5) in seen
+
+    def cancel_at_three(t: Task) -> None:
+        if t.phase == "pairing" and t.done == 3:
+            t.cancel()
+
+    with pytest.raises(Cancelled, match="pairing cancelled at 3 of 5"):
+        pair_folders(a, b, tmp_path / "out2", task=Task(on_update=cancel_at_three))
+    assert not (tmp_path / "out2").exists()

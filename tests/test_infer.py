@@ -47,8 +47,13 @@ def test_folder_with_odd_sizes_gray_rgba_and_bad_files(
     args = ["infer", "--experiment", str(tiny_experiment), str(messy_folder), "-o", str(out)]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert err.count("warning: skipped 2 unreadable file(s)") == 1
-    assert "broken.png" in err and "notes.txt" in err and "Traceback" not in err
+    # Before: "skipped 2 unreadable file(s)", notes.txt among the broken images.
+    assert err.count("warning: skipped 1 broken image(s):") == 1
+    assert err.count("warning: skipped 1 non-image file(s):") == 1
+    broken, not_image = err.split("non-image file(s):")
+    assert "broken.png" in broken and "notes.txt" not in broken
+    assert "notes.txt" in not_image and "broken.png" not in not_image
+    assert "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["gray.png", "odd.png", "rgba.png"]
     for name in ("odd", "gray", "rgba"):
         src, dst = Image.open(messy_folder / f"{name}.png"), Image.open(out / f"{name}.png")

@@ -11,10 +11,13 @@ SIZE = 64  # the demo config's crop; the 32 px test images are resized up to it
 GAP = 4
 
 
-def preview(tmp_path, dataroot, *extra: str) -> tuple[int, Image.Image | None]:
-    out = tmp_path / "grid.png"
+def preview(
+    tmp_path, dataroot, *extra: str, name: str = "grid.png"
+) -> tuple[int, Image.Image | None]:
+    """Run the command (one column unless ``--columns`` is in ``extra``) and open the grid."""
+    out = tmp_path / name
     args = ["data", "preview", "--config", "demo", "--dataroot", str(dataroot)]
-    rc = main([*args, "--output", str(out), *extra])
+    rc = main([*args, "--output", str(out), "--columns", "1", *extra])
     return rc, (Image.open(out).convert("RGB") if out.exists() else None)
 
 
@@ -60,7 +63,63 @@ def test_output_that_is_a_folder_or_under_a_file(tmp_path, dataroot, capsys):
     # Before: "preview: Is a directory: '.../.grid.png.x1y2z3.tmp'", our temporary name.
     args = ["data", "preview", "--config", "demo", "--dataroot", str(dataroot)]
     assert main([*args, "--output", str(tmp_path)]) == 2
-    assert f"--output '{tmp_path}' is a folder; expected a .png file" in capsys.readouterr().err
+    assert (
+        f"--output '{tmp_path}' is a folder; expected an image file name" in capsys.readouterr().err
+    )
     (tmp_path / "plain").write_text("x")
     assert main([*args, "--output", str(tmp_path / "plain" / "g.png")]) == 2
     assert f"is inside '{tmp_path / 'plain'}', which is a file" in capsys.readouterr().err
+
+
+def test_pairs_in_several_columns_fill_the_rows_left_to_right(tmp_path, dataroot):
+    rc, grid = preview(tmp_path, dataroot, "--n", "10", "--columns", "4", "--split", "val")
+    # val has 4 pairs, so 4 are shown: one row of 4 A|B cells, 3 * GAP between cells.
+    assert rc == 0
+    assert grid.size == (GAP + 4 * (2 * SIZE + GAP) + 3 * 3 * GAP + GAP, SIZE + 2 * GAP)
+    _, one_column = preview(tmp_path, dataroot, "--n", "4", "--split", "val", name="c1.png")
+    for k in range(4):  # the same pairs, in the same order
+        left = GAP + k * (2 * SIZE + 4 * GAP)
+        cell_k = np.asarray(grid.crop((left, GAP, left + SIZE, GAP + SIZE)), np.int16)
+        assert np.array_equal(cell_k, cell(one_column, k, 0))
+
+
+def test_default_columns_make_a_wide_grid(tmp_path, dataroot):
+    args = ["data", "preview", "--config", "demo", "--dataroot", str(dataroot), "--n", "16"]
+    assert main([*args, "--output", str(tmp_path / "g.png")]) == 0
+    w, h = Image.open(tmp_path / "g.png").size
+    assert w > h  # 4 columns of 4 rows, not one tall column of 16
+
+
+def test_output_suffix_sets_the_format(tmp_path, dataroot, capsys):
+    # Before: PNG bytes were written under any name, .jpg included.
+    for name, magic in (
+        ("g.jpg", b"\xff\xd8\xff"),
+        ("g.JPEG", b"\xff\xd8\xff"),
+        ("g.webp", b"RIFF"),
+    ):
+        rc, grid = preview(tmp_path, dataroot, "--n", "2", name=name)
+        assert rc == 0 and grid is not None
+        assert (tmp_path / name).read_bytes()[: len(magic)] == magic, name
+    rc, grid = preview(tmp_path, dataroot, name="g.gif")
+    assert rc == 2 and grid is None
+    err = capsys.readouterr().err
+    assert "--output '" in err and "has suffix '.gif'; expected one of .png, .jpg" in err
+
+
+def test_more_pairs_than_the_split_holds_is_said(tmp_path, dataroot, capsys):
+    # Before: --n 10 on the 4 val pairs drew 10 rows, each pair 2-3 times, silently.
+    rc, grid = preview(tmp_path, dataroot, "--n", "10", "--split", "val")
+    assert rc == 0 and grid.size[1] == 4 * (SIZE + GAP) + GAP
+    captured = capsys.readouterr()
+    assert "note: val/ has 4 pair(s); showing 4, not 10" in captured.err
+    assert captured.out.startswith("4 val pairs")
+    rc, grid = preview(tmp_path, dataroot, "--n", "40")  # train: 32 pairs, augmented anew
+    assert rc == 0 and grid.size[1] == 40 * (SIZE + GAP) + GAP
+    assert "the 40 shown repeat them, each augmented anew" in capsys.readouterr().err
+
+
+def test_bad_columns_and_n_are_refused(tmp_path, dataroot, capsys):
+    assert preview(tmp_path, dataroot, "--columns", "17")[0] == 2
+    assert "--columns 17 must be between 1 and 16" in capsys.readouterr().err
+    assert preview(tmp_path, dataroot, "--n", "0")[0] == 2
+    assert "--n 0 must be between 1 and 256" in capsys.readouterr().err

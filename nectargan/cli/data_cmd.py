@@ -43,9 +43,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_pair(args: argparse.Namespace) -> int:
-    from nectargan.dataset.tools import pair_folders
+    from nectargan.dataset.tools import pair_folders, plan_pair
 
-    counts = pair_folders(args.a_dir, args.b_dir, args.out, resize=args.resize)
+    plan = plan_pair(args.a_dir, args.b_dir, args.out, resize=args.resize)
+    if args.dry_run:
+        print("\n".join(["dry run: nothing written", *plan.describe()]))
+        return 0
+    counts = pair_folders(args.a_dir, args.b_dir, args.out, plan=plan)
     detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
     print(f"paired {sum(counts.values())} images into {args.out} ({detail})")
     return 0
@@ -53,9 +57,15 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_split(args: argparse.Namespace) -> int:
-    from nectargan.dataset.tools import split_dataset
+    from nectargan.dataset.tools import plan_split, split_dataset
 
-    counts = split_dataset(args.src, args.out, ratios=args.ratios, seed=args.seed)
+    plan = plan_split(args.src, args.out, ratios=args.ratios, seed=args.seed)
+    for warning in plan.warnings:
+        print(warning, file=sys.stderr)
+    if args.dry_run:
+        print("\n".join(["dry run: nothing written", *plan.describe()]))
+        return 0
+    counts = split_dataset(args.src, args.out, plan=plan)
     detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
     print(f"split {sum(counts.values())} images into {args.out} ({detail})")
     return 0
@@ -77,16 +87,20 @@ def cmd_download(args: argparse.Namespace) -> int:
 @_user_files
 def cmd_preview(args: argparse.Namespace) -> int:
     from nectargan.cli.train_cmd import config_from_args
-    from nectargan.dataset.preview import write_preview
+    from nectargan.dataset.preview import check_columns, image_format, write_preview
     from nectargan.trainers.data import dataroot_for, make_dataset
 
+    image_format(args.png)  # a bad suffix or column count is refused before any work
+    check_columns(args.columns)
     config = config_from_args(args)
     root = dataroot_for(config)
     train = args.split == "train"
     dataset = make_dataset(config.dataloader, root, args.split, train=train)
-    out = write_preview(dataset, args.n, args.seed, args.png)
+    preview = write_preview(dataset, args.n, args.seed, args.png, columns=args.columns)
+    if preview.note:
+        print(f"note: {preview.note}", file=sys.stderr)
     what = "augmented as in training" if train else "no augmentation"
-    print(f"{args.n} {args.split} pairs of {root} ({what}) -> {out}")
+    print(f"{preview.shown} {args.split} pairs of {root} ({what}) -> {args.png}")
     return 0
 
 
@@ -115,10 +129,10 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 def _add_preview(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "preview",
-        help="PNG grid of pairs as the trainer sees them (after augmentation)",
-        description="One row per pair, input | target, through the same dataset and "
+        help="image grid of pairs as the trainer sees them (after augmentation)",
+        description="Pairs in columns, each input | target, through the same dataset and "
         "augmentation a training run with this config uses; --split val shows them "
-        "without augmentation.",
+        "without augmentation. The output's suffix (.png, .jpg, .webp...) sets its format.",
     )
     p.add_argument("--config", help="JSON config file or packaged name (default: defaults)")
     p.add_argument("--dataroot", metavar="DIR", help="dataset with train/ val/ test/")
@@ -132,7 +146,13 @@ def _add_preview(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=8, help="number of pairs (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument(
-        "--output", dest="png", required=True, metavar="PNG", help="where to write the grid"
+        "--columns",
+        type=int,
+        default=0,
+        help="pairs per row, 1-16 (default: 0, enough to fill a wide screen)",
+    )
+    p.add_argument(
+        "--output", dest="png", required=True, metavar="IMAGE", help="where to write the grid"
     )
     # The training flags config_from_args reads, left unset here.
     unset = ("epochs", "epochs_decay", "output", "name", "batch_size", "device", "precision")
@@ -147,6 +167,12 @@ def _ratios_arg(p: argparse.ArgumentParser, default: list[float]) -> None:
         default=default,
         metavar=("TRAIN", "VAL", "TEST"),
         help="split fractions, summing to 1 (default: %(default)s)",
+    )
+
+
+def _dry_run_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run", action="store_true", help="check everything and say what would be written"
     )
 
 
@@ -176,6 +202,7 @@ def _add_pair(sub: argparse._SubParsersAction) -> None:
     p.add_argument("b_dir", help="folder of B (target) images")
     p.add_argument("out", help="output folder")
     p.add_argument("--resize", action="store_true", help="resize B to A's size when they differ")
+    _dry_run_arg(p)
     p.set_defaults(func=cmd_pair)
 
 
@@ -185,6 +212,7 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output folder (gets train/ val/ test/)")
     _ratios_arg(p, [0.8, 0.1, 0.1])
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default: %(default)s)")
+    _dry_run_arg(p)
     p.set_defaults(func=cmd_split)
 
 

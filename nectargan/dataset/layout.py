@@ -11,9 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-from nectargan.dataset.io import SPLITS, ImageReadError, list_images, load_image
+from nectargan.dataset.io import SPLITS, ImageReadError, header_size, list_images, load_image
 from nectargan.errors import DataUserError
 
 # Fully decoding every image of a 50,000-image set would take minutes; the first
@@ -49,19 +47,11 @@ class LayoutSurvey:
         return w // 2, h
 
 
-def _header_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except Exception as exc:  # PIL raises many types for broken files
-        raise LayoutError(f"cannot read image file '{path}': {exc}") from exc
-
-
 def _image_problem(path: Path, decode: bool) -> tuple[tuple[int, int] | None, str | None]:
     """(file size, problem) of one image: unreadable, or not twice as wide as high."""
     try:
-        w, h = load_image(path).size if decode else _header_size(path)
-    except (ImageReadError, LayoutError) as exc:
+        w, h = load_image(path).size if decode else header_size(path)
+    except ImageReadError as exc:
         return None, str(exc)
     if w != 2 * h:
         return (w, h), f"'{path}' is {w}x{h}; an A|B pair is twice as wide as it is high"

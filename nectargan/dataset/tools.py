@@ -1,7 +1,12 @@
-"""Folder tools: join separate A/B folders into A|B images, and split a folder by ratio."""
+"""Folder tools: join separate A/B folders into A|B images, and split a folder by ratio.
+
+Each tool is a plan (every input checked, nothing written: the dry run) and the
+work (staged, all or nothing, with progress and cancel through a :class:`Task`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -9,16 +14,29 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from nectargan.dataset.io import SPLITS, list_images, load_image, side_by_side
+from nectargan.dataset.io import (
+    SPLITS,
+    ImageReadError,
+    has_image_name,
+    header_size,
+    list_images,
+    load_image,
+    probe_image,
+    side_by_side,
+)
+from nectargan.dataset.task import Task, tick
 from nectargan.errors import DataExistsError, DataUserError, MissingDataError
-from nectargan.utils.outputs import output_dir
+from nectargan.utils.outputs import check_output_dir, output_dir
 
 # Long lists of unmatched names are cut to this many in error messages.
 MAX_LISTED = 20
+# A dry run's description names this many files per split, then counts the rest.
+DESCRIBED = 5
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
@@ -73,6 +91,38 @@ def _refuse_images(folder: Path) -> None:
         raise DataExistsError(f"output folder '{folder}' already holds images; use an empty one")
 
 
+def _check_output(out_dir: Path, splits: Sequence[str]) -> None:
+    check_output_dir(out_dir, "output folder")
+    for split in splits:
+        _refuse_images(out_dir / split)
+
+
+@contextmanager
+def _removed_if_failed(out_dir: Path) -> Iterator[None]:
+    """Folders this call creates for ``out_dir`` go again if it fails; existing ones stay.
+
+    Only empty folders are removed, bottom up, so no file is ever deleted here.
+    """
+    created = None
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            break
+        created = folder
+    try:
+        yield
+    except BaseException:
+        if created is not None and created.is_dir():
+            for folder in sorted((p for p in created.rglob("*") if p.is_dir()), reverse=True):
+                _rmdir_if_empty(folder)
+            _rmdir_if_empty(created)
+        raise
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (or gone): leave it
+        folder.rmdir()
+
+
 @contextmanager
 def _staged(out_dir: Path) -> Iterator[Path]:
     """A hidden folder in ``out_dir`` whose files move into ``out_dir`` once all are written.
@@ -92,6 +142,82 @@ def _staged(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def _describe(out_dir: Path, names: dict[str, list[str]], verb: str) -> list[str]:
+    """Lines saying what a plan will write: per split, a count and the first names."""
+    lines = []
+    for split, files in names.items():
+        where = out_dir if split == "." else out_dir / split
+        shown = ", ".join(files[:DESCRIBED]) + (
+            f" ... and {len(files) - DESCRIBED} more" if len(files) > DESCRIBED else ""
+        )
+        lines.append(f"{verb} {len(files)} image(s) to {where}/" + (f": {shown}" if files else ""))
+    return lines
+
+
+@dataclass
+class PairPlan:
+    """What ``pair_folders`` will write: for each split, output name -> (A file, B file)."""
+
+    out_dir: Path
+    resize: bool
+    pairs: dict[str, dict[str, tuple[Path, Path]]]
+    resized: list[str] = field(default_factory=list)  # names whose B will be fitted to A
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {split: len(m) for split, m in self.pairs.items()}
+
+    def describe(self) -> list[str]:
+        names = {s: [f"{stem}.png" for stem in m] for s, m in self.pairs.items()}
+        lines = _describe(self.out_dir, names, "would write")
+        if self.resized:
+            lines.append(f"B resized to A's size for {len(self.resized)}: {_names(self.resized)}")
+        return lines
+
+
+def _size_mismatches(plan: PairPlan, task: Task | None) -> None:
+    """Compare A and B sizes from the headers; refuse without ``resize``, else note them."""
+    total, done = sum(plan.counts.values()), 0
+    for matched in plan.pairs.values():
+        for stem, (path_a, path_b) in matched.items():
+            (wa, ha), (wb, hb) = header_size(path_a), header_size(path_b)
+            if (wa, ha) != (wb, hb):
+                if not plan.resize:
+                    raise DataUserError(
+                        f"'{path_a}' is {wa}x{ha} but '{path_b}' is {wb}x{hb}; "
+                        f"pass resize=True (--resize) to fit B to A"
+                    )
+                plan.resized.append(stem)
+            done += 1
+            if done % 64 == 0 or done == total:
+                tick(task, done, total, "checking sizes")
+
+
+def plan_pair(
+    a_dir: str | Path,
+    b_dir: str | Path,
+    out_dir: str | Path,
+    resize: bool = False,
+    task: Task | None = None,
+) -> PairPlan:
+    """Check everything ``pair_folders`` needs (names, sizes, the output) and write nothing."""
+    a_dir, b_dir, out_dir = Path(a_dir), Path(b_dir), Path(out_dir)
+    _require_dir(a_dir, "A folder")
+    _require_dir(b_dir, "B folder")
+    a_splits = [s for s in SPLITS if (a_dir / s).is_dir()]
+    b_splits = [s for s in SPLITS if (b_dir / s).is_dir()]
+    if a_splits != b_splits:
+        raise DataUserError(
+            f"A '{a_dir}' has split folders {a_splits} but B '{b_dir}' has {b_splits}; "
+            f"they must match"
+        )
+    folders = {s: (a_dir / s, b_dir / s) for s in a_splits} or {".": (a_dir, b_dir)}
+    plan = PairPlan(out_dir, resize, {split: _matched(a, b) for split, (a, b) in folders.items()})
+    _check_output(out_dir, list(plan.pairs))
+    _size_mismatches(plan, task)
+    return plan
+
+
 def _matched(a_dir: Path, b_dir: Path) -> dict[str, tuple[Path, Path]]:
     """A and B images by shared name; every mismatch is reported before anything is written."""
     a, b = _by_stem(a_dir), _by_stem(b_dir)
@@ -108,48 +234,124 @@ def _matched(a_dir: Path, b_dir: Path) -> dict[str, tuple[Path, Path]]:
     return {stem: (a[stem], b[stem]) for stem in sorted(a)}
 
 
-def _write_pairs(pairs: dict[str, tuple[Path, Path]], dest: Path, resize: bool) -> int:
-    dest.mkdir(parents=True, exist_ok=True)
-    for stem, (path_a, path_b) in pairs.items():
-        img_a, img_b = load_image(path_a, 3), load_image(path_b, 3)
-        if img_a.size != img_b.size:
-            if not resize:
-                raise DataUserError(
-                    f"'{path_a}' is {img_a.size[0]}x{img_a.size[1]} but '{path_b}' is "
-                    f"{img_b.size[0]}x{img_b.size[1]}; pass resize=True (--resize) to fit B to A"
-                )
-            img_b = img_b.resize(img_a.size, Image.BICUBIC)
-        side_by_side(img_a, img_b).save(dest / f"{stem}.png")
-    return len(pairs)
+def _write_pairs(plan: PairPlan, stage: Path, task: Task | None) -> dict[str, int]:
+    total, done = sum(plan.counts.values()), 0
+    tick(task, 0, total, "pairing")
+    for split, matched in plan.pairs.items():
+        dest = stage / split
+        dest.mkdir(parents=True, exist_ok=True)
+        for stem, (path_a, path_b) in matched.items():
+            img_a, img_b = load_image(path_a, 3), load_image(path_b, 3)
+            if img_a.size != img_b.size:  # the plan allowed it: resize is on
+                img_b = img_b.resize(img_a.size, Image.BICUBIC)
+            side_by_side(img_a, img_b).save(dest / f"{stem}.png")
+            done += 1
+            tick(task, done, total)
+    return plan.counts
 
 
 def pair_folders(
-    a_dir: str | Path, b_dir: str | Path, out_dir: str | Path, resize: bool = False
+    a_dir: str | Path,
+    b_dir: str | Path,
+    out_dir: str | Path,
+    resize: bool = False,
+    task: Task | None = None,
+    plan: PairPlan | None = None,
 ) -> dict[str, int]:
     """Write ``out_dir/<name>.png`` = A|B for every name present in both folders.
 
     If A and B both hold train/val/test subfolders, each is paired into the same subfolder
     of ``out_dir`` (the pix2pix layout directly); otherwise the images directly inside are
     paired into ``out_dir`` and can then be split with ``split_dataset``. Returns counts.
-    All or nothing: the images appear in ``out_dir`` only once every pair is written.
+    All or nothing: the images appear in ``out_dir`` only once every pair is written, and
+    a failure removes the folders this call created. ``plan``: from :func:`plan_pair`.
     """
-    a_dir, b_dir, out_dir = Path(a_dir), Path(b_dir), Path(out_dir)
-    _require_dir(a_dir, "A folder")
-    _require_dir(b_dir, "B folder")
-    a_splits = [s for s in SPLITS if (a_dir / s).is_dir()]
-    b_splits = [s for s in SPLITS if (b_dir / s).is_dir()]
-    if a_splits != b_splits:
-        raise DataUserError(
-            f"A '{a_dir}' has split folders {a_splits} but B '{b_dir}' has {b_splits}; "
-            f"they must match"
+    plan = plan or plan_pair(a_dir, b_dir, out_dir, resize, task)
+    with _removed_if_failed(plan.out_dir):
+        output_dir(plan.out_dir, "output folder")
+        with _staged(plan.out_dir) as stage:
+            return _write_pairs(plan, stage, task)
+
+
+@dataclass
+class SplitPlan:
+    """What ``split_dataset`` will copy where, and what the user should know first."""
+
+    src: Path
+    out_dir: Path
+    files: dict[str, list[Path]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {split: len(paths) for split, paths in self.files.items()}
+
+    def describe(self) -> list[str]:
+        names = {s: sorted(p.name for p in paths) for s, paths in self.files.items()}
+        return _describe(self.out_dir, names, "would copy")
+
+
+def _probed(paths: list[Path], task: Task | None) -> tuple[list[tuple[int, int]], list[str]]:
+    """Decode every file named as an image: its size, or why it is no image."""
+    sizes, broken = [], []
+    for i, path in enumerate(paths):
+        try:
+            sizes.append(probe_image(path))
+        except ImageReadError as exc:
+            broken.append(f"{path.name} ({exc.__cause__ or exc})")
+        if (i + 1) % 64 == 0 or i + 1 == len(paths):
+            tick(task, i + 1, len(paths), "checking images")
+    return sizes, broken
+
+
+def _split_warnings(src: Path, paths: list[Path], sizes: list[tuple[int, int]]) -> list[str]:
+    warnings = []
+    odd = [(p, s) for p, s in zip(paths, sizes, strict=True) if s[0] != 2 * s[1]]
+    if odd:
+        (first, (w, h)) = odd[0]
+        warnings.append(
+            f"warning: {len(odd)} of {len(paths)} images in {src} are not twice as wide as tall "
+            f"(e.g. {first.name} is {w}x{h}); training cuts each image into A|B halves, so "
+            f"join separate A and B folders with `nectargan data pair` first"
         )
-    folders = {s: (a_dir / s, b_dir / s) for s in a_splits} or {".": (a_dir, b_dir)}
-    matched = {split: _matched(a, b) for split, (a, b) in folders.items()}
-    output_dir(out_dir, "output folder")
-    for split in matched:
-        _refuse_images(out_dir / split)
-    with _staged(out_dir) as stage:
-        return {split: _write_pairs(m, stage / split, resize) for split, m in matched.items()}
+    others = sorted(p.name for p in src.iterdir() if p.is_file() and not has_image_name(p))
+    if others:
+        warnings.append(
+            f"note: {len(others)} file(s) that are not images stay behind: {_names(others)}"
+        )
+    return warnings
+
+
+def plan_split(
+    src: str | Path,
+    out_dir: str | Path,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    task: Task | None = None,
+) -> SplitPlan:
+    """Decode every image of ``src``, draw the split and check the output; write nothing."""
+    src, out_dir = Path(src), Path(out_dir)
+    _require_dir(src, "source folder")
+    if src.resolve() == out_dir.resolve():
+        raise DataUserError(f"output folder '{out_dir}' must differ from the source folder")
+    check_ratios(ratios)
+    paths = list_images(src)
+    if not paths:
+        raise MissingDataError(f"no image files in '{src}'")
+    _check_output(out_dir, SPLITS)
+    sizes, broken = _probed(paths, task)
+    if broken:
+        raise DataUserError(
+            f"{len(broken)} file(s) in '{src}' are named as images but do not decode: "
+            f"{_names(broken)}; fix or move them out"
+        )
+    warnings = _split_warnings(src, paths, sizes)
+    random.Random(seed).shuffle(paths)
+    files, start = {}, 0
+    for split, count in zip(SPLITS, split_counts(len(paths), ratios), strict=True):
+        files[split] = paths[start : start + count]
+        start += count
+    return SplitPlan(src, out_dir, files, warnings)
 
 
 def split_dataset(
@@ -157,32 +359,27 @@ def split_dataset(
     out_dir: str | Path,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
+    task: Task | None = None,
+    plan: SplitPlan | None = None,
 ) -> dict[str, int]:
     """Copy the images in ``src`` into ``out_dir/{train,val,test}/`` by ratio.
 
     The shuffle depends only on ``seed`` and the sorted file names, so reruns are identical.
     Splits with zero images are still created (empty) so the layout is always complete.
-    All or nothing, as for :func:`pair_folders`.
+    All or nothing, as for :func:`pair_folders`. ``plan``: from :func:`plan_split`.
     """
-    src, out_dir = Path(src), Path(out_dir)
-    _require_dir(src, "source folder")
-    if src.resolve() == out_dir.resolve():
-        raise DataUserError(f"output folder '{out_dir}' must differ from the source folder")
-    paths = list_images(src)
-    if not paths:
-        raise MissingDataError(f"no image files in '{src}'")
-    random.Random(seed).shuffle(paths)
-    counts = split_counts(len(paths), ratios)
-    output_dir(out_dir, "output folder")
-    for split in SPLITS:
-        _refuse_images(out_dir / split)
-    with _staged(out_dir) as stage:
-        start = 0
-        for split, count in zip(SPLITS, counts, strict=True):
-            (stage / split).mkdir()
-            for path in paths[start : start + count]:
-                shutil.copy2(path, stage / split / path.name)
-            start += count
-    for split in SPLITS:
-        (out_dir / split).mkdir(exist_ok=True)
-    return dict(zip(SPLITS, counts, strict=True))
+    plan = plan or plan_split(src, out_dir, ratios, seed, task)
+    total, done = sum(plan.counts.values()), 0
+    with _removed_if_failed(plan.out_dir):
+        output_dir(plan.out_dir, "output folder")
+        with _staged(plan.out_dir) as stage:
+            tick(task, 0, total, "copying")
+            for split, paths in plan.files.items():
+                (stage / split).mkdir()
+                for path in paths:
+                    shutil.copy2(path, stage / split / path.name)
+                    done += 1
+                    tick(task, done, total)
+        for split in SPLITS:
+            (plan.out_dir / split).mkdir(exist_ok=True)
+    return plan.counts

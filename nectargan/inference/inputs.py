@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nectargan.dataset.io import ImageReadError, convert_mode, load_image
+from nectargan.dataset.io import ImageReadError, convert_mode, load_image, unreadable_kind
 from nectargan.dataset.paired_dataset import split_pair
 from nectargan.errors import DataUserError
 
@@ -126,9 +126,24 @@ def _reason(exc: BaseException) -> str:
 
 
 def skipped_warning(skipped: list[tuple[Path, str]], limit: int = 20) -> str:
-    """One warning naming every skipped file (the first ``limit``) and why."""
-    lines = [f"warning: skipped {len(skipped)} unreadable file(s):"]
-    lines += [f"  {path}: {why}" for path, why in skipped[:limit]]
-    if len(skipped) > limit:
-        lines.append(f"  ... and {len(skipped) - limit} more")
+    """One warning naming every skipped file (the first ``limit`` of each kind) and why.
+
+    Files that are not images at all (a notes.txt) are listed apart from broken
+    images: the first are expected beside a dataset, the second need fixing.
+    """
+    kinds: dict[str, list[tuple[Path, str]]] = {"broken image": [], "not an image": []}
+    for path, why in skipped:
+        kinds[unreadable_kind(path)].append((path, why))
+    lines = []
+    for kind, title in (("broken image", "broken image(s)"), ("not an image", "non-image file(s)")):
+        files = kinds[kind]
+        if not files:
+            continue
+        lines.append(f"warning: skipped {len(files)} {title}:")
+        lines += [
+            f"  {path}" + (f": {why}" if kind == "broken image" else "")
+            for path, why in files[:limit]
+        ]
+        if len(files) > limit:
+            lines.append(f"  ... and {len(files) - limit} more")
     return "\n".join(lines)

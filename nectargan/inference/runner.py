@@ -226,7 +226,11 @@ def run_on_inputs(
     if not found.items:
         raise DataUserError(
             f"no readable input images in {' '.join(map(str, specs)) or '(nothing given)'}"
-            + (f" ({len(found.skipped)} unreadable file(s) skipped)" if found.skipped else "")
+            + (
+                f" ({len(found.skipped)} unreadable or non-image file(s) skipped)"
+                if found.skipped
+                else ""
+            )
         )
     result = infer_images(backend, found.items, out_dir, options, stream)
     result["skipped"] = [str(p) for p, _ in found.skipped]

@@ -31,12 +31,21 @@ def _under_a_file(path: Path, what: str) -> None:
         )
 
 
-def output_dir(path: str | Path, what: str) -> Path:
-    """Create the output folder ``path`` (or accept an existing one); refuse a file there."""
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Refuse an output folder ``path`` that is a file or lies under one; creates nothing.
+
+    For dry runs, which must say what is wrong without leaving a folder behind.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserFileError(f"{what} '{path}' is a file; expected a folder (new or existing)")
     _under_a_file(path, what)
+    return path
+
+
+def output_dir(path: str | Path, what: str) -> Path:
+    """Create the output folder ``path`` (or accept an existing one); refuse a file there."""
+    path = check_output_dir(path, what)
     with user_files(what):
         path.mkdir(parents=True, exist_ok=True)
     return path
