@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile scripts/build-constraints.txt
 	$(PIP) install -q -U pip
 	$(PIP) install -q "$(TORCH_PIN)"
 	PIP_BUILD_CONSTRAINT=$(CURDIR)/scripts/build-constraints.txt \
-		$(PIP) install -q -e ".[test]"
+		$(PIP) install -q -e ".[test,toolbox]"
 	$(VENV)/bin/nectargan visdom install-assets
 	$(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__"
 	touch $(STAMP)

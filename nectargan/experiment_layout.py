@@ -17,6 +17,7 @@ Experiment directory ``<output>/<name>_v<N>``::
     epoch_stats.json            one row per epoch: learning rates, images/s, seconds
     run_info.json               what the run_info window shows, as data
     run_status.json             state (running, finished, ...), pid, sessions: runs/status.py
+    train.log                   the output of a run the Toolbox started (nectargan toolbox)
     examples/epoch_0003_0.png   example triplets after 3 completed epochs
     test/epoch_0003/            `nectargan test` outputs: metrics.json + triplets
     report/                     `nectargan report` output
@@ -56,6 +57,7 @@ EPOCH_STATS_FILE = "epoch_stats.json"
 RUN_INFO_FILE = "run_info.json"
 RUN_STATUS_FILE = "run_status.json"  # the run's own status record (nectargan/runs/status.py)
 LOCK_FILE = ".nectargan.lock"  # held (flock) by the one live run in this directory
+TRAIN_LOG = "train.log"  # stdout and stderr of a run the Toolbox started, appended per session
 
 EXAMPLES_DIR = "examples"
 EXAMPLE_RE = re.compile(r"^epoch_(\d+)_(\d+)\.png$")

@@ -9,13 +9,13 @@ and exits 1; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import traceback
 
 from nectargan.errors import UserError
 from nectargan.utils.launch import launched_world_size
+from nectargan.utils.plugins import present_modules
 
 # Each module exposes ``register(subparsers)``; a missing one (a feature not
 # installed in this checkout yet) is skipped rather than breaking the others.
@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "nectargan.cli.config_cmd",
     "nectargan.cli.infer_cmd",
     "nectargan.cli.export_cmd",
+    "nectargan.cli.toolbox_cmd",
 )
 # Sub-command attributes argparse sets for command groups (``nectargan data pair``).
 SUBCOMMAND_DESTS = ("data_command", "visdom_command", "config_command")
@@ -41,13 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Pix2pix-style GANs headlessly and watch them learn live in Visdom.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in present_modules(COMMAND_MODULES):
         module.register(subparsers)
     return parser
 

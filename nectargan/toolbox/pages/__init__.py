@@ -1,0 +1,39 @@
+"""The Toolbox's pages: one module each, registered in :data:`PAGE_MODULES`.
+
+A page module defines
+
+* ``PAGE``: a :class:`Page` (its nav-bar entry), or ``None`` for a module that
+  only serves data (the JSON API);
+* ``routes(toolbox) -> list[BaseRoute]``: its Starlette routes, built with the
+  running :class:`~nectargan.toolbox.context.Toolbox` (settings, runs, launcher,
+  queue, ``toolbox.render(request, "page.html", **values)``).
+
+Its template ``templates/<name>.html`` extends ``base.html`` (the nav bar) and
+fills ``{% block content %}``; its script, if any, is a file in ``static/``
+loaded with ``{% block scripts %}`` (the CSP allows no inline script or style).
+Adding a page is one module plus one line here; a module missing from this
+checkout is skipped, so pages can land one at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAGE_MODULES = (
+    "nectargan.toolbox.pages.runs",
+    "nectargan.toolbox.pages.run",
+    "nectargan.toolbox.pages.new_run",
+    "nectargan.toolbox.pages.queue",
+    "nectargan.toolbox.pages.settings",
+    "nectargan.toolbox.pages.api",
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A nav-bar entry: ``name`` (also the template's name), label, link, position."""
+
+    name: str
+    title: str
+    path: str
+    order: int = 50
