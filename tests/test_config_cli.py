@@ -118,7 +118,8 @@ def test_import_converts_an_upstream_config_and_names_what_it_could_not_map(tmp_
     printed = capsys.readouterr().out
     cfg = Config.load(out)
     g, d = cfg.train.optimizer_for("generator"), cfg.train.optimizer_for("discriminator")
-    assert cfg.train.generator.n_downs == 7  # upstream does not count its first down block
+    # upstream counts neither its first down block nor its bottleneck
+    assert cfg.train.generator.n_downs == 8 and cfg.train.generator.norm == "instance_noaffine"
     assert (cfg.train.generator.block_type, cfg.train.generator.upsample) == (
         "residual",
         "bilinear",

@@ -187,8 +187,8 @@ def test_onnx_converter_takes_an_upstream_config(dataroot, tmp_path):
     from nectargan.onnx.converter import ONNXConverter
     from nectargan.trainers import Pix2pixTrainer
 
-    # Upstream's U-Net always uses instance norm, so the run must too.
-    generator = {"features": 8, "n_downs": 4, "norm": "instance"}
+    # Upstream's U-Net always uses instance norm without scale/shift, so the run must too.
+    generator = {"features": 8, "n_downs": 5, "norm": "instance_noaffine"}
     cfg = tiny_training_config(
         tmp_path, dataroot, "inorm", train={"epochs_decay": 0, "generator": generator}
     )
@@ -201,7 +201,7 @@ def test_onnx_converter_takes_an_upstream_config(dataroot, tmp_path):
             "dataloader": {"load": {"input_nc": 3, "load_size": 32, "crop_size": 32}},
             "train": {
                 "load": {"continue_train": False, "load_epoch": 1},
-                # upstream does not count the first down block: its 3 is our 4
+                # upstream counts neither its first down block nor its bottleneck: 3 is our 5
                 "generator": {"features": 8, "n_downs": 3, "block_type": "UnetBlock"},
             },
         }

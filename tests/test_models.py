@@ -17,7 +17,7 @@ def tiny_unet(**kw) -> UnetGenerator:
 
 @pytest.mark.parametrize("block_type", ["plain", "residual"])
 @pytest.mark.parametrize("upsample", ["transpose", "bilinear"])
-@pytest.mark.parametrize("norm", ["batch", "instance"])
+@pytest.mark.parametrize("norm", ["batch", "instance", "instance_noaffine"])
 def test_unet_shape_and_range(block_type: str, upsample: str, norm: str) -> None:
     g = tiny_unet(block_type=block_type, upsample=upsample, norm=norm)
     x = torch.randn(2, 3, 32, 32)

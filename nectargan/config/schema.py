@@ -22,7 +22,11 @@ from nectargan.config.section import Section
 from nectargan.visualizer.visdom.limits import MAX_IMAGE_SIZE
 
 Direction = Literal["AtoB", "BtoA"]
-Norm = Literal["batch", "instance"]
+Norm = Literal["batch", "instance", "instance_noaffine"]
+NORM_HELP = (
+    "Normalisation layers: 'batch', 'instance' (learnable scale/shift) or 'instance_noaffine' "
+    "(none: upstream NectarGAN's)."
+)
 BlockType = Literal["plain", "residual"]
 Upsample = Literal["transpose", "bilinear"]
 LossSubspec = Literal["basic", "extended", "basic+vgg", "extended+vgg"]
@@ -158,7 +162,7 @@ class GeneratorConfig(Section):
         "transpose", description="'transpose' convolution or 'bilinear' resize + conv."
     )
     use_dropout: bool = Field(True, description="Dropout 0.5 in the three deepest decoder levels.")
-    norm: Norm = Field("batch", description="Normalisation layers: 'batch' or 'instance'.")
+    norm: Norm = Field("batch", description=NORM_HELP)
 
 
 class DiscriminatorConfig(Section):
@@ -167,7 +171,7 @@ class DiscriminatorConfig(Section):
     base_channels: int = Field(64, ge=1, description="Channels of the first layer (x2 per layer).")
     max_channels: int = Field(512, ge=1, description="Cap on channels per layer.")
     n_layers: int = Field(3, ge=0, le=8, description="Strided layers (3: the 70x70 PatchGAN).")
-    norm: Norm = Field("batch", description="Normalisation layers: 'batch' or 'instance'.")
+    norm: Norm = Field("batch", description=NORM_HELP)
 
 
 class OptimizerConfig(Section):

@@ -3,7 +3,7 @@
 Upstream keeps every setting under one top-level ``config`` object, with
 per-network learning-rate blocks, ``*_chance`` augmentation keys, class
 names for blocks (``UnetBlock``) and upsampling (``Transposed``), and an
-``n_downs`` that does not count the U-Net's first down block. :func:`convert`
+``n_downs`` that counts neither the U-Net's first down block nor its bottleneck. :func:`convert`
 maps what has a counterpart and returns one note per key it could not map
 (or mapped only approximately), saying why.
 """
@@ -22,6 +22,22 @@ BLOCK_TYPES = {"UnetBlock": "plain", "ResidualUnetBlock": "residual"}
 UPSAMPLE = {"Transposed": "transpose", "Bilinear": "bilinear"}
 LR_KEYS = {"initial": "lr_initial", "target": "lr_target", "epochs": "epochs"}
 LR_KEYS["epochs_decay"] = "epochs_decay"
+# Upstream's n_downs leaves out its first down block and its bottleneck: ours counts both.
+UPSTREAM_EXTRA_LEVELS = 2
+UPSTREAM_N_DOWNS = 6  # upstream's default, applied when its config leaves the key out
+UPSTREAM_NORM = "instance_noaffine"
+UNET_DIFFERENCES = (
+    "same layers and parameter count as upstream's U-Net; ours pads its down convs with zeros "
+    "(upstream: reflect) and uses LeakyReLU(0.2) after the bottleneck (upstream: ReLU)"
+)
+RESIDUAL_DIFFERENCE = (
+    "'residual' here adds two 3x3 convs per level (upstream: a strided 1x1 shortcut conv), "
+    "so the parameter count differs from upstream's"
+)
+BILINEAR_DIFFERENCE = (
+    "upstream's bilinear up convs always have a bias, ours drop it before a norm: "
+    "one bias per up channel fewer here"
+)
 
 
 def is_upstream(data: Mapping[str, Any]) -> bool:
@@ -167,34 +183,7 @@ class _Converter:
         n = t.get(net) or {}
         prefix = f"train.{net}"
         if net == "generator":
-            if "features" in n:
-                self.put(f"{prefix}.features", n["features"])
-            if "n_downs" in n:
-                self.put(
-                    f"{prefix}.n_downs",
-                    n["n_downs"] + 1 if isinstance(n["n_downs"], int) else n["n_downs"],
-                )
-                self.note(
-                    f"{prefix}.n_downs",
-                    f"upstream {n['n_downs']!r} does not count the first down block; ours counts "
-                    "every halving, so it is one more",
-                )
-            for key, ours, table in (
-                ("block_type", "block_type", BLOCK_TYPES),
-                ("upsample_type", "upsample", UPSAMPLE),
-            ):
-                if key in n:
-                    if n[key] in table:
-                        self.put(f"{prefix}.{ours}", table[n[key]])
-                    else:
-                        self.note(
-                            f"{prefix}.{key}",
-                            f"{n[key]!r}: expected one of {list(table)}; left at the default",
-                        )
-            self.put(f"{prefix}.norm", "instance")
-            self.note(f"{prefix}.norm", "set to 'instance', the norm upstream's U-Net always uses")
-            if "use_checkpointing" in n:
-                self.note(f"{prefix}.use_checkpointing", "no gradient checkpointing here; dropped")
+            self.generator(prefix, n)
             handled = {"features", "n_downs", "block_type", "upsample_type", "use_checkpointing"}
         else:
             for key in ("n_layers", "base_channels", "max_channels"):
@@ -202,6 +191,50 @@ class _Converter:
                     self.put(f"{prefix}.{key}", n[key])
             handled = {"n_layers", "base_channels", "max_channels"}
         self.leftovers(prefix, n, handled | {"learning_rate", "optimizer"})
+
+    def generator(self, prefix: str, n: Mapping[str, Any]) -> None:
+        """Upstream's U-Net, level for level: same widths, convs and parameter count.
+
+        Upstream builds a first down block, ``n_downs`` down blocks and a
+        bottleneck (``n_downs + 2`` halvings), every other block followed by
+        instance norm without scale/shift: ours with ``n_downs + 2`` levels and
+        ``instance_noaffine`` has the same layers and parameters (plain blocks,
+        transposed convs).
+        """
+        if "features" in n:
+            self.put(f"{prefix}.features", n["features"])
+        downs = n.get("n_downs", UPSTREAM_N_DOWNS)
+        if isinstance(downs, int) and not isinstance(downs, bool):
+            self.put(f"{prefix}.n_downs", downs + UPSTREAM_EXTRA_LEVELS)
+            if "n_downs" in n:
+                self.note(
+                    f"{prefix}.n_downs",
+                    f"upstream {downs} counts neither its first down block nor its bottleneck; "
+                    f"ours counts every halving: {downs + UPSTREAM_EXTRA_LEVELS}",
+                )
+        else:
+            self.note(f"{prefix}.n_downs", f"{downs!r}: expected an integer; left at the default")
+        for key, ours, table in (
+            ("block_type", "block_type", BLOCK_TYPES),
+            ("upsample_type", "upsample", UPSAMPLE),
+        ):
+            if key in n:
+                if n[key] in table:
+                    self.put(f"{prefix}.{ours}", table[n[key]])
+                else:
+                    self.note(
+                        f"{prefix}.{key}",
+                        f"{n[key]!r}: expected one of {list(table)}; left at the default",
+                    )
+        self.put(f"{prefix}.norm", UPSTREAM_NORM)
+        self.note(f"{prefix}.norm", f"{UPSTREAM_NORM!r}: upstream's instance norm, no scale/shift")
+        self.note(prefix, UNET_DIFFERENCES)
+        if n.get("block_type") == "ResidualUnetBlock":
+            self.note(f"{prefix}.block_type", RESIDUAL_DIFFERENCE)
+        if n.get("upsample_type") == "Bilinear":
+            self.note(f"{prefix}.upsample_type", BILINEAR_DIFFERENCE)
+        if "use_checkpointing" in n:
+            self.note(f"{prefix}.use_checkpointing", "no gradient checkpointing here; dropped")
 
     def optimizers(self, t: Mapping[str, Any]) -> None:
         """G's learning-rate block becomes train.*; D's differences its own overrides."""

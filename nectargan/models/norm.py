@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-NORMS = ("batch", "instance", "none")
+# "instance_noaffine": instance norm without learnable scale/shift, torch's default and the
+# one upstream NectarGAN's networks use (so an imported upstream config builds its network).
+NORMS = ("batch", "instance", "instance_noaffine", "none")
 
 
 def check_norm(norm: str) -> str:
@@ -20,8 +22,9 @@ def make_norm(norm: str | None, channels: int) -> nn.Module:
         return nn.Identity()
     if norm == "batch":
         return nn.BatchNorm2d(channels)
-    # affine=True so instance norm has the same learnable scale/shift as batch norm.
-    return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+    # "instance": affine, so it has the same learnable scale/shift as batch norm.
+    affine = norm == "instance"
+    return nn.InstanceNorm2d(channels, affine=affine, track_running_stats=False)
 
 
 def has_norm(norm: str | None) -> bool:
