@@ -86,10 +86,14 @@ PNG_1PX = bytes.fromhex(
 class ToolboxProcess:
     """``python -m nectargan toolbox`` as a user starts it, in a session of its own."""
 
-    def __init__(self, root: Path, state_dir: Path, log: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(
+        self, root: Path, state_dir: Path, log: Path, extra_roots: list[Path] | None = None
+    ) -> None:
+        self.port = free_port()
         self.log = log
         cmd = [sys.executable, "-m", "nectargan", "toolbox", "--root", str(root)]
+        for extra in extra_roots or []:
+            cmd += ["--root", str(extra)]
         cmd += ["--port", str(self.port), "--state-dir", str(state_dir)]
         self.proc = subprocess.Popen(
             cmd,

@@ -135,6 +135,31 @@ class Launcher:
             raise LaunchRefused(str(exc)) from None
         return config
 
+    def config_from_request(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"config": {...}}`` or ``{"config_file": "path under a root"}``, prepared.
+
+        A file is read now: the snapshot is what it held at this moment.
+        """
+        if data.get("config_file") is not None:
+            if data.get("config") is not None:
+                raise LaunchRefused("give config or config_file, not both")
+            return self.prepare_config(self.read_config_file(str(data["config_file"])))
+        return self.prepare_config(data.get("config") or {})
+
+    def read_config_file(self, raw_path: str) -> dict[str, Any]:
+        try:
+            path = confine(raw_path, self.toolbox.roots)
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except PathRefused as exc:
+            raise LaunchRefused(str(exc)) from None
+        except (OSError, ValueError) as exc:
+            raise LaunchRefused(
+                f"config_file {raw_path!r}: cannot read it as JSON ({exc})"
+            ) from None
+        if not isinstance(data, dict):
+            raise LaunchRefused(f"config_file {raw_path!r}: expected a JSON object of sections")
+        return data
+
     def write_snapshot(self, config: Mapping[str, Any], launch_id: str) -> Path:
         path = self.toolbox.state_dir / SNAPSHOT_DIR / f"{launch_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from typing import Any
 from nectargan import experiment_layout as layout
 from nectargan import run_metrics
 from nectargan.runs.status import read_status
-from nectargan.toolbox.runs_index import lock_holder, total_epochs
+from nectargan.toolbox.runs_index import epochs_from_files, lock_holder, total_epochs
 
 LOG_TAIL_LINES = 40
 LOG_FIRST_READ_BYTES = 64 * 1024  # a long log is entered near its end, never read whole
@@ -197,7 +197,7 @@ class RunWatch:
     def _progress(self, status: Any, config: Any, stats: list[dict]) -> dict[str, Any]:
         """Epoch x of y; iteration, it/s and ETA from the last progress line (or the stats)."""
         total = status.total_epochs if status is not None else total_epochs(config)
-        done = status.epochs_completed if status is not None else len(stats)
+        done = status.epochs_completed if status is not None else epochs_from_files(self.folder)
         out = {"epoch": done, "total_epochs": total, "iteration": None, "its": None, "eta": None}
         match = PROGRESS_RE.search(self.log.progress or "")
         if match and (status is None or status.live):

@@ -145,7 +145,7 @@ def summarise(root: int, folder: Path, signature: tuple | None = None) -> RunSum
         done, total = status.epochs_completed, status.total_epochs or total_epochs(config)
         pid = status.pid if status.live else None
     else:
-        done, total = _epochs_from_files(folder), total_epochs(config)
+        done, total = epochs_from_files(folder), total_epochs(config)
         state, label, pid = _guess_state(folder, done, total)
     return RunSummary(
         id=f"{root}/{folder.name}",
@@ -184,7 +184,7 @@ def total_epochs(config: Any) -> int | None:
         return None
 
 
-def _epochs_from_files(folder: Path) -> int:
+def epochs_from_files(folder: Path) -> int:
     """Checkpoints and examples are written only at epoch ends: the highest one counts."""
     numbers = [0]
     for sub, pattern in (

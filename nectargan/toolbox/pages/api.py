@@ -76,7 +76,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
     async def start(request: Request) -> Response:
         data = await json_body(request)
         try:
-            config = await run_in_threadpool(toolbox.launcher.prepare_config, data.get("config"))
+            config = await run_in_threadpool(toolbox.launcher.config_from_request, data)
             launch = await run_in_threadpool(toolbox.launcher.start_new, config)
         except LaunchRefused as exc:
             return error(str(exc), 400, exc.problems)
@@ -107,7 +107,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
     async def enqueue(request: Request) -> Response:
         data = await json_body(request)
         try:
-            config = await run_in_threadpool(toolbox.launcher.prepare_config, data.get("config"))
+            config = await run_in_threadpool(toolbox.launcher.config_from_request, data)
         except LaunchRefused as exc:
             return error(str(exc), 400, exc.problems)
         return JSONResponse({"entry": toolbox.queue.add(config).summary()}, status_code=201)
