@@ -105,7 +105,7 @@ def test_security_headers_on_every_answer(app):
         csp = headers["content-security-policy"]
         assert csp.startswith("default-src 'self'") and "frame-src http://127.0.0.1:8097" in csp
         assert headers["x-content-type-options"] == "nosniff"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
     refused = TestClient(app, base_url=BASE).get("/")
     assert refused.headers["x-content-type-options"] == "nosniff"
 

@@ -14,8 +14,10 @@ Every request passes :class:`Guard` before any page sees it:
   page (a browser never adds that header cross-site), so it may omit the Origin,
   but a foreign one present is still refused.
 * **Headers** on every answer: a CSP that allows only our own origin (plus the
-  Visdom frame), nosniff, no referrer (the token never leaks in a Referer), and
-  no framing of the Toolbox itself.
+  Visdom frame), nosniff, a referrer only to our own origin (the token never
+  leaks in a Referer to another site; ``no-referrer`` would make Chromium send
+  ``Origin: null`` on our own form posts, which the Origin rule must refuse),
+  and no framing of the Toolbox itself.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class Guard:
         return [
             (b"content-security-policy", csp.encode("latin-1")),
             (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
+            (b"referrer-policy", b"same-origin"),
             (b"x-frame-options", b"DENY"),
             (b"cache-control", b"no-store"),
         ]
