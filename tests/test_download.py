@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -281,3 +282,41 @@ def test_a_stalled_server_times_out(server, tmp_path):
     with pytest.raises(DownloadError, match="failed after 2 attempt"):
         download_dataset(NAME, tmp_path, url=url, options=opts, stream=io.StringIO())
     assert len(state.requests) == 2
+
+
+def test_progress_is_reported_and_cancel_keeps_the_part_for_a_resume(server, tmp_path):
+    from nectargan.dataset.task import Cancelled, Task
+
+    url, state = server
+    entries = good_entries()
+    # 3 MiB that gzip cannot shrink: the transfer takes several 1 MiB chunks.
+    entries[f"{NAME}/noise.bin"] = random.Random(0).randbytes(3 << 20)
+    archive = build_archive(entries)
+    serve(state, archive)
+    seen: list[tuple[str, int, int | None]] = []
+
+    def watch(task: Task) -> None:  # a web page's progress bar, cancelling after 1 MiB
+        seen.append((task.phase, task.done, task.total))
+        if task.done >= 1 << 20:
+            task.cancel()
+
+    with pytest.raises(Cancelled, match=f"downloading {NAME} cancelled at"):
+        download_dataset(
+            NAME, tmp_path, url=url, options=FAST, stream=io.StringIO(), task=Task(watch)
+        )
+    assert seen[0] == (f"downloading {NAME}", 0, len(archive))
+    kept = (tmp_path / f".{NAME}.tar.gz.part").stat().st_size
+    assert 1 << 20 <= kept < len(archive) and not (tmp_path / NAME).exists()
+    phases: list[str] = []
+    result = download_dataset(
+        NAME,
+        tmp_path,
+        url=url,
+        options=FAST,
+        stream=io.StringIO(),
+        task=Task(lambda t: phases.append(f"{t.phase} {t.done}/{t.total}")),
+    )
+    assert result.counts == {"train": 3, "val": 2, "test": 1}
+    assert state.requests[-1][1] == f"bytes={kept}-"
+    assert f"downloading {NAME} {len(archive)}/{len(archive)}" in phases
+    assert phases[-1].startswith("unpacking and checking")

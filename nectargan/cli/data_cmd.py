@@ -104,6 +104,48 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_files
+def cmd_check(args: argparse.Namespace) -> int:
+    from nectargan.dataset.layout import survey_layout
+
+    survey = survey_layout(args.root)
+    print("\n".join([f"dataset {args.root}", *survey.lines()]))
+    if survey.ok:
+        return 0
+    print(f"nectargan data check: error: {len(survey.problems)} problem(s)", file=sys.stderr)
+    return 2
+
+
+@_user_files
+def cmd_measures(args: argparse.Namespace) -> int:
+    from nectargan.dataset.measures import MEASURES, measure_split
+    from nectargan.dataset.pairs import list_pairs
+    from nectargan.dataset.task import Task
+
+    def report(task: Task) -> None:
+        if task.done == task.total or task.done % 1024 == 0:
+            print(f"{task.phase}: {task.done}/{task.total}", file=sys.stderr, flush=True)
+
+    measure_split(args.root, args.split, Task(report))
+    page = list_pairs(args.root, args.split, 0, args.top, args.sort, not args.ascending)
+    print("name\t" + "\t".join(MEASURES))
+    for item in page.items:
+        m = item.get("measures")
+        values = [f"{m[k]:g}" for k in MEASURES] if m else [item.get("error", "?")]
+        print(item["name"] + "\t" + "\t".join(values))
+    return 0
+
+
+@_user_files
+def cmd_exclude(args: argparse.Namespace) -> int:
+    from nectargan.dataset.pairs import exclude_pair, restore_pair
+
+    move = exclude_pair if args.data_command == "exclude" else restore_pair
+    for name in args.names:
+        print(f"{name} -> {move(args.root, args.split, name)}")
+    return 0
+
+
 def _add_download(sub: argparse._SubParsersAction) -> None:
     from nectargan.dataset.download import BASE_URL_ENV, DATASETS
 
@@ -216,13 +258,62 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_split)
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="layout check: splits, pair counts, sizes, problem and non-image files",
+        description="Exit 2 when the folder cannot be trained on (problems listed by name).",
+    )
+    p.add_argument("root", help="dataset folder (with train/, val/, test/)")
+    p.set_defaults(func=cmd_check)
+
+
+def _add_measures(sub: argparse._SubParsersAction) -> None:
+    from nectargan.dataset.measures import MEASURES
+    from nectargan.dataset.pairs import SORTS
+
+    p = sub.add_parser(
+        "measures",
+        help="measure every pair (cached) and list the most extreme by one measure",
+        description="Measures: " + "; ".join(f"{k}: {v}" for k, v in MEASURES.items()) + ".",
+    )
+    p.add_argument("root", help="dataset folder")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train")
+    p.add_argument("--sort", choices=SORTS, default="brightness", help="(default: %(default)s)")
+    p.add_argument("--ascending", action="store_true", help="smallest first (default: largest)")
+    p.add_argument("--top", type=int, default=20, help="how many to list (default: %(default)s)")
+    p.set_defaults(func=cmd_measures)
+
+
+def _add_exclude(sub: argparse._SubParsersAction) -> None:
+    for name, what in (
+        ("exclude", "move pairs to ROOT/excluded/SPLIT/ (undo with restore)"),
+        ("restore", "move excluded pairs back to ROOT/SPLIT/"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("root", help="dataset folder")
+        p.add_argument("names", nargs="+", metavar="NAME", help="file names in the split")
+        p.add_argument("--split", choices=("train", "val", "test"), default="train")
+        p.set_defaults(func=cmd_exclude)
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `data` (download, preview, synth, pair, split) to a top-level CLI's subparsers."""
+    """Add `data` and its subcommands to a top-level CLI's subparsers."""
     data = subparsers.add_parser(
         "data", help="download, preview, create, pair and split paired datasets"
     )
-    sub = data.add_subparsers(dest="data_command", metavar="{download,preview,synth,pair,split}")
-    for add in (_add_download, _add_preview, _add_synth, _add_pair, _add_split):
+    commands = "download,check,preview,measures,exclude,restore,synth,pair,split"
+    sub = data.add_subparsers(dest="data_command", metavar=f"{{{commands}}}")
+    for add in (
+        _add_download,
+        _add_check,
+        _add_preview,
+        _add_measures,
+        _add_exclude,
+        _add_synth,
+        _add_pair,
+        _add_split,
+    ):
         add(sub)
 
     def show_help(_args: argparse.Namespace) -> int:

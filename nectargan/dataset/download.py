@@ -16,6 +16,7 @@ from typing import TextIO
 
 from nectargan.dataset.archive import extract_dataset
 from nectargan.dataset.layout import LayoutError, check_layout
+from nectargan.dataset.task import Task, tick
 from nectargan.dataset.transfer import (
     ByteProgress,
     DownloadError,
@@ -70,8 +71,13 @@ def download_dataset(
     force: bool = False,
     options: TransferOptions | None = None,
     stream: TextIO | None = None,
+    task: Task | None = None,
 ) -> DownloadResult:
-    """Download ``name`` into ``root/name`` (resuming a partial download), unpack, check."""
+    """Download ``name`` into ``root/name`` (resuming a partial download), unpack, check.
+
+    ``task`` reports bytes (then the unpacking) and cancels between chunks: a
+    cancelled download keeps its part file, so the next call resumes it.
+    """
     check_name(name)
     stream = stream if stream is not None else sys.stderr
     root = Path(root)
@@ -89,7 +95,8 @@ def download_dataset(
         part.unlink(missing_ok=True)
     source = f"{base_url(url)}/{name}.tar.gz"
     print(f"downloading {source}", file=stream)
-    download_to_part(source, part, options, ByteProgress(name, stream))
+    download_to_part(source, part, options, ByteProgress(name, stream, task=task))
+    tick(task, 0, None, "unpacking and checking")
     try:
         extract_dataset(part, root, name, check=_checked)
     except DownloadError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from nectargan.dataset.task import Task, tick
 from nectargan.errors import DataUserError
 from nectargan.utils.progress import format_duration
 
@@ -46,8 +47,15 @@ def mib(n: float) -> str:
 class ByteProgress:
     """Bytes, rate and ETA: redrawn in place on a terminal, plain lines in a log."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, log_every: float = 5.0) -> None:
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        log_every: float = 5.0,
+        task: Task | None = None,
+    ) -> None:
         self.label = label
+        self.task = task  # a watcher's progress bar and cancel button (e.g. a web page)
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = 0.2 if self.tty else log_every
@@ -59,11 +67,13 @@ class ByteProgress:
     def begin(self, done: int, total: int | None) -> None:
         self.done = self.start_bytes = done
         self.total, self.started = total, time.monotonic()
+        tick(self.task, done, total, f"downloading {self.label}")
         if done:
             self._line(f"resuming at {mib(done)}")
 
     def advance(self, n: int) -> None:
         self.done += n
+        tick(self.task, self.done)  # raises Cancelled; the part file stays for a resume
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
