@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nectargan.dataset.io import SPLITS, is_image_file
+from nectargan.dataset.io import SPLITS, has_image_name
 from nectargan.dataset.task import Task, tick
 from nectargan.errors import DataUserError
 from nectargan.utils.atomic import atomic_writer
@@ -55,14 +55,19 @@ def check_split(split: str) -> str:
 
 
 def scan_folder(folder: Path) -> list[FileKey]:
-    """The image files directly in ``folder`` with size and mtime, by name (one scandir)."""
+    """The image files directly in ``folder`` with size and mtime, by name (one scandir).
+
+    The name is tested first and the directory entry's own type used, so a
+    10,000-file folder costs one ``stat`` per image and nothing more.
+    """
     keys = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            path = Path(entry.path)
-            if is_image_file(path):
-                st = entry.stat()
-                keys.append(FileKey(entry.name, st.st_size, st.st_mtime_ns))
+            name = entry.name
+            if name.startswith(".") or not has_image_name(Path(name)) or not entry.is_file():
+                continue
+            st = entry.stat()
+            keys.append(FileKey(name, st.st_size, st.st_mtime_ns))
     return sorted(keys, key=lambda k: k.name)
 
 
