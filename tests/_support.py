@@ -66,8 +66,11 @@ class TestServer:
 
     __test__ = False  # not a test class
 
-    def __init__(self, env_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, env_dir: Path, port: int | None = None, allow_hosts: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
+        self.allow_hosts = allow_hosts
         self.env_dir = Path(env_dir)
         self.log_path = self.env_dir.parent / f"visdom-{self.port}.log"
         self.proc: subprocess.Popen | None = None
@@ -78,7 +81,9 @@ class TestServer:
 
     @property
     def options(self) -> server.ServerOptions:
-        return server.ServerOptions(port=self.port, host="127.0.0.1", env_dir=self.env_dir)
+        return server.ServerOptions(
+            port=self.port, host="127.0.0.1", env_dir=self.env_dir, allow_hosts=self.allow_hosts
+        )
 
     def start(self, timeout: float = 30.0) -> TestServer:
         self.proc = server.spawn(self.options, self.log_path)

@@ -58,6 +58,14 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
         "--login", action="store_true", help="require Visdom's login (VISDOM_USERNAME/PASSWORD)"
     )
     p.add_argument("--insecure", action="store_true", help="allow an open bind without login")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name browsers may reach the server by, besides localhost and loopback "
+        "addresses (and, beyond loopback, IP addresses); repeatable. Others get 403",
+    )
 
 
 def _options(args: argparse.Namespace) -> server.ServerOptions:
@@ -67,6 +75,7 @@ def _options(args: argparse.Namespace) -> server.ServerOptions:
         env_dir=args.env_dir or server.default_env_dir(),
         login=args.login,
         insecure=args.insecure,
+        allow_hosts=tuple(args.allow_host),
     )
     warning = opts.exposure_warning()
     if warning:

@@ -1,7 +1,9 @@
 """Foreground Visdom server process, launched by ``nectargan visdom serve/start``.
 
 Unlike ``python -m visdom.server`` it never downloads anything (it skips
-Visdom's CDN step entirely) and binds exactly the address it is given.
+Visdom's CDN step entirely), binds exactly the address it is given, and answers
+only requests from its own origin under a host name it knows
+(``origin_guard``: no other web site can change or delete what it holds).
 """
 
 from __future__ import annotations
@@ -13,8 +15,38 @@ import signal
 import sys
 from typing import Any
 
+import tornado.routing
+import tornado.web
+
 from nectargan.visualizer.visdom.assets import assets_present
+from nectargan.visualizer.visdom.origin_guard import HostPolicy
 from nectargan.visualizer.visdom.server import MISSING_ASSETS_LINE
+
+
+class RefusedHandler(tornado.web.RequestHandler):
+    """Answers 403 with the reason, whatever the method (websocket upgrades included)."""
+
+    def initialize(self, reason: str) -> None:
+        self.reason = reason
+
+    def prepare(self) -> None:
+        self.set_status(403)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"403 Forbidden: {self.reason}\n")
+
+
+class GuardedRouter(tornado.routing.Router):
+    """Checks every request before Visdom's own routing sees it."""
+
+    def __init__(self, app: tornado.web.Application, policy: HostPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        reason = self.policy.refusal(request.headers.get("Host"), request.headers.get("Origin"))
+        if reason is not None:
+            return self.app.get_handler_delegate(request, RefusedHandler, {"reason": reason})
+        return self.app.find_handler(request, **kwargs)
 
 
 def _login_credential() -> dict[str, str]:
@@ -58,12 +90,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", required=True)
     parser.add_argument("--env-dir", required=True)
     parser.add_argument("--login", action="store_true")
+    parser.add_argument("--allow-host", action="append", default=[])
     args = parser.parse_args(argv)
 
     # The server only moves JSON: Visdom's optional torch import would cost it ~1 s of
     # start-up and ~200 MB of memory, so it is made to fail (Visdom then goes without).
     sys.modules.setdefault("torch", None)
-    from tornado import ioloop
+    from tornado import httpserver, ioloop
+
+    try:
+        policy = HostPolicy.for_bind(args.host, args.allow_host)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not assets_present():
@@ -72,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     env_dir = os.path.join(os.path.abspath(args.env_dir), "")
     os.makedirs(env_dir, exist_ok=True)
     app = build_app(args.port, env_dir, credential)
-    app.listen(args.port, address=args.host, max_buffer_size=1024**3)
+    http = httpserver.HTTPServer(GuardedRouter(app, policy), max_buffer_size=1024**3)
+    http.listen(args.port, address=args.host)
     loop = ioloop.IOLoop.current()
 
     def _shutdown(signum, frame):  # noqa: ARG001 - signal handler signature

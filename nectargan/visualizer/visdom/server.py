@@ -27,6 +27,7 @@ from nectargan.errors import ConfigUserError, ServerUserError
 from nectargan.utils.atomic import atomic_write_text
 from nectargan.utils.outputs import output_dir
 from nectargan.visualizer.visdom.assets import assets_present
+from nectargan.visualizer.visdom.origin_guard import check_allow_host
 
 DEFAULT_PORT = 8097
 DEFAULT_HOST = "127.0.0.1"
@@ -78,18 +79,25 @@ def url_for(host: str, port: int) -> str:
 @dataclass
 class ServerOptions:
     """How to run a server. ``login`` uses Visdom's login with credentials from
-    ``VISDOM_USERNAME``/``VISDOM_PASSWORD`` (and ``VISDOM_COOKIE`` on first use)."""
+    ``VISDOM_USERNAME``/``VISDOM_PASSWORD`` (and ``VISDOM_COOKIE`` on first use).
+    ``allow_hosts``: host names besides loopback ones that browsers may reach it by
+    (every other name is refused, against DNS rebinding: ``origin_guard``)."""
 
     port: int = DEFAULT_PORT
     host: str = DEFAULT_HOST
     env_dir: Path = field(default_factory=default_env_dir)
     login: bool = False
     insecure: bool = False
+    allow_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.env_dir = Path(self.env_dir).expanduser().resolve()
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise ConfigUserError(f"port must be an integer in 1..65535, got {self.port!r}")
+        try:
+            self.allow_hosts = tuple(check_allow_host(h) for h in self.allow_hosts)
+        except ValueError as exc:
+            raise ConfigUserError(str(exc)) from None
 
     @property
     def url(self) -> str:
@@ -113,6 +121,8 @@ class ServerOptions:
         cmd += ["--port", str(self.port), "--host", self.host, "--env-dir", str(self.env_dir)]
         if self.login:
             cmd.append("--login")
+        for name in self.allow_hosts:
+            cmd += ["--allow-host", name]
         return cmd
 
 
@@ -181,7 +191,13 @@ def probe(host: str, port: int, timeout: float = 1.0) -> str:
         return "other" if exc.code != 403 else "visdom"
     except (urllib.error.URLError, OSError):
         return "other" if _port_accepts(target, port) else "free"
-    return "visdom" if "<title>visdom</title>" in body.lower() else "other"
+    # The dashboard's title is "visdom"; with --login, "/" is the sign-in page, "Visdom Login".
+    title = body.lower()
+    return (
+        "visdom"
+        if "<title>visdom</title>" in title or "<title>visdom login</title>" in title
+        else "other"
+    )
 
 
 def _port_accepts(host: str, port: int) -> bool:
