@@ -52,8 +52,8 @@ from typing import Any
 import torch
 from _common import cpu_model, visdom_server
 
-from nectargan import run_metrics as rm
 from nectargan.config import Config
+from nectargan.runs import records as rm
 from nectargan.trainers import Pix2pixTrainer
 from nectargan.trainers import trainer as trainer_module
 from nectargan.utils.atomic import atomic_write_text

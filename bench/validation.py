@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from _common import cpu_model, visdom_server
 
-from nectargan import run_metrics as rm
 from nectargan.config import Config
 from nectargan.dataset import generate_synthetic_dataset
+from nectargan.runs import records as rm
 from nectargan.trainers import Pix2pixTrainer
 from nectargan.trainers.precision import cpu_supports_bf16
 

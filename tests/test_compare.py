@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from _support import local_refs, textured_image
 
-from nectargan import run_metrics
 from nectargan.cli.main import main
 from nectargan.losses.loss_log import LossLog
 from nectargan.review import read_experiment, write_comparison
@@ -28,6 +27,7 @@ from nectargan.review.compare import (
     summarize,
 )
 from nectargan.review.compare_report import run_folders
+from nectargan.runs import records
 
 BATCHES = 4
 LOSSES = (("G_L1", ["G"]), ("D_real", ["D"]))
@@ -67,13 +67,13 @@ def write_run(
         {"epoch": e, "lr_G": lr, "lr_D": lr, "images": 16, "seconds": 2.0 * e, "images_per_s": 8.0}
         for e in range(1, epochs + 1)
     ]
-    run_metrics.write_epoch_stats(exp, stats)
+    records.write_epoch_stats(exp, stats)
     if val:
         rows = [
             {"epoch": e, "l1": 0.3 + abs(e - 2) / 10 + lr, "psnr": 20.0 - abs(e - 2), "ssim": 0.5}
             for e in range(1, epochs + 1)
         ]
-        run_metrics.write_val_metrics(exp, rows, "val", run_metrics.best_row(rows))
+        records.write_val_metrics(exp, rows, "val", records.best_row(rows))
     return exp
 
 

@@ -22,7 +22,7 @@ from _support import spawn_logged, tiny_training_config, wait_for, write_config
 from nectargan.cli.main import main
 from nectargan.cli.train_cmd import strip_option, torchrun_args
 from nectargan.losses import read_loss_log
-from nectargan.run_metrics import read_val_metrics
+from nectargan.runs.records import read_val_metrics
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 from nectargan.trainers.distributed import RANK_DEBUG_ENV, launched_world_size
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nectargan import run_metrics as rm
+from nectargan.runs import records as rm
 from nectargan.trainers import timing
 from nectargan.utils import rows_json
 from nectargan.visualizer.visdom.engine import Engine

@@ -10,10 +10,10 @@ import shutil
 import pytest
 from _support import deep_update, tiny_training_config
 
-from nectargan import run_metrics as rm
 from nectargan.cli.main import main
 from nectargan.config import Config, ConfigError
 from nectargan.inference.checkpoints import resolve_checkpoint
+from nectargan.runs import records as rm
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.retention import epochs_to_delete

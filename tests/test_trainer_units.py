@@ -17,7 +17,7 @@ from nectargan.trainers.data import auto_num_workers
 from nectargan.trainers.experiment import create_experiment_dir, existing_versions
 from nectargan.trainers.pix2pix_trainer import example_indices
 from nectargan.trainers.trainer import _split_callback_kwargs, is_local_url
-from nectargan.utils.progress import ProgressBar, format_duration
+from nectargan.utils.progress_bar import ProgressBar, format_duration
 
 # -- experiment directories ------------------------------------------------------------
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from _support import tiny_training_config, wait_for, write_config
 
-from nectargan import run_metrics as rm
 from nectargan.cli.main import main
 from nectargan.review import read_experiment, replay, write_report
+from nectargan.runs import records as rm
 from nectargan.trainers import Pix2pixTrainer
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.evaluate import spread_indices

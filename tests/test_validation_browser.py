@@ -8,7 +8,7 @@ import shutil
 import pytest
 from _support import open_env_page, tiny_training_config
 
-from nectargan import run_metrics as rm
+from nectargan.runs import records as rm
 from nectargan.trainers import Pix2pixTrainer
 
 pytestmark = pytest.mark.browser

@@ -10,12 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from nectargan.cli.config_flags import add_config_options, config_from_args
 from nectargan.errors import ConfigUserError
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from nectargan.cli.train_cmd import config_from_args
-
     print(json.dumps(config_from_args(args).to_dict(), indent=2))
     return 0
 
@@ -69,8 +68,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``config`` with its four sub-commands to the top-level CLI."""
-    from nectargan.cli.train_cmd import add_config_options
-
     p = subparsers.add_parser(
         "config",
         help="show, check, describe (JSON Schema) or import (upstream NectarGAN) configs",

@@ -86,7 +86,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_preview(args: argparse.Namespace) -> int:
-    from nectargan.cli.train_cmd import config_from_args
+    from nectargan.cli.config_flags import config_from_args
     from nectargan.dataset.preview import check_columns, image_format, write_preview
     from nectargan.trainers.data import dataroot_for, make_dataset
 

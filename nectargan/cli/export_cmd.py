@@ -9,8 +9,8 @@ from nectargan.cli.infer_cmd import EXIT_FAILED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nectargan.inference.export import export_experiment
     from nectargan.onnx.converter import OnnxExportError
+    from nectargan.onnx.export import export_experiment
     from nectargan.onnx.selfcheck import ExportCheckError
 
     try:

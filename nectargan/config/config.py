@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nectargan.config.problems import problems_from
+from nectargan.config.problems import ConfigError, problems_from
 from nectargan.config.schema import (
     CommonConfig,
     DataloaderConfig,
@@ -28,19 +28,8 @@ from nectargan.config.schema import (
     VisualizerConfig,
     default_values,
 )
-from nectargan.errors import ConfigUserError
+from nectargan.config.upstream import upstream_hint
 from nectargan.utils.atomic import atomic_write_text
-
-
-class ConfigError(ConfigUserError):
-    """Every problem found in a config, one line per key path."""
-
-    def __init__(self, problems: list[str], source: str = "config") -> None:
-        self.problems = problems
-        self.source = source
-        super().__init__(
-            f"invalid {source} ({len(problems)} problem(s)):\n  " + "\n  ".join(problems)
-        )
 
 
 def default_config_dict() -> dict[str, Any]:
@@ -50,8 +39,6 @@ def default_config_dict() -> dict[str, Any]:
 
 def validate(data: Mapping[str, Any], source: str = "config") -> NectarConfig:
     """The typed config for ``data`` (defaults filled in), or a ConfigError listing every problem."""
-    from nectargan.config.upstream import upstream_hint
-
     hint = upstream_hint(data, source)
     if hint:
         raise ConfigError([hint], source)

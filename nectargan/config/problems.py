@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from nectargan.errors import ConfigUserError
+
 _TYPE_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string", type(None): "null"}
 _BOUNDS = {
     "greater_than_equal": (">=", "ge"),
@@ -20,6 +22,17 @@ _BOUNDS = {
     "greater_than": (">", "gt"),
     "less_than": ("<", "lt"),
 }
+
+
+class ConfigError(ConfigUserError):
+    """Every problem found in a config, one line per key path."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(
+            f"invalid {source} ({len(problems)} problem(s)):\n  " + "\n  ".join(problems)
+        )
 
 
 def describe_type(annotation: Any) -> str:

@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from nectargan.config.augment_schema import AugmentConfig
 from nectargan.config.section import Section
-from nectargan.visualizer.visdom.limits import MAX_IMAGE_SIZE
+from nectargan.scheduling.schedule import Schedule, ScheduleKind
 
 Direction = Literal["AtoB", "BtoA"]
 Norm = Literal["batch", "instance", "instance_noaffine"]
@@ -31,14 +31,15 @@ BlockType = Literal["plain", "residual"]
 Upsample = Literal["transpose", "bilinear"]
 LossSubspec = Literal["basic", "extended", "basic+vgg", "extended+vgg"]
 PrecisionMode = Literal["auto", "off", "bf16", "fp16"]
-ScheduleKind = Literal["linear", "exponential"]
 LossName = Literal["G_GAN", "G_L1", "G_L2", "G_SOBEL", "G_LAP", "G_VGG", "D_real", "D_fake"]
 Network = Literal["generator", "discriminator"]
 
 PRECISION_MODES: tuple[str, ...] = get_args(PrecisionMode)
 LOSS_SUBSPECS: tuple[str, ...] = get_args(LossSubspec)
-SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+
+# px per side of a dashboard image cell; larger grids make multi-MB PNGs per update
+MAX_IMAGE_SIZE = 2048
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -226,8 +227,6 @@ class LossScheduleConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> LossScheduleConfig:
-        from nectargan.scheduling.schedule import Schedule  # the rules live with the Schedule
-
         try:
             Schedule(**self.to_dict())
         except (TypeError, ValueError) as exc:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nectargan.config.augment_schema import from_upstream as augment_from_upstream
-from nectargan.config.config import ConfigError
+from nectargan.config.problems import ConfigError
 from nectargan.config.schema import EXPERIMENT_NAME, SECTIONS
 
 BLOCK_TYPES = {"UnetBlock": "plain", "ResidualUnetBlock": "residual"}

@@ -26,7 +26,7 @@ from nectargan.inference.sizing import Fitted, fit_image, unfit_output
 from nectargan.inference.tiling import TileRequest, choose_plan, run_tiled
 from nectargan.utils.atomic import atomic_writer
 from nectargan.utils.outputs import output_dir
-from nectargan.utils.progress import ProgressBar
+from nectargan.utils.progress_bar import ProgressBar
 
 # Pending images of mixed sizes are flushed once this many batches' worth wait.
 MAX_PENDING_BATCHES = 4

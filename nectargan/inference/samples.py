@@ -10,10 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from nectargan.inference.model_info import ModelInfo
 
 N_REAL = 4
+
+
+class ExportCheckError(RuntimeError):
+    """The exported file is invalid or its outputs differ from the generator's."""
+
+
+def torch_outputs(generator: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        return generator.eval()(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
 
 def real_images(config: Any, hw: tuple[int, int], n: int = N_REAL) -> tuple[np.ndarray | None, str]:
@@ -41,8 +52,6 @@ def real_images(config: Any, hw: tuple[int, int], n: int = N_REAL) -> tuple[np.n
 
 
 def _resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    import torch
-
     t = torch.nn.functional.interpolate(torch.from_numpy(arr), size=hw, mode="bilinear")
     return t.clamp(-1, 1).numpy()
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nectargan.inference.samples import ExportCheckError, torch_outputs
+
 EXTRA_FILE = "nectargan.json"
 TOLERANCE = 1e-4
 
@@ -44,8 +46,6 @@ def check_torchscript_file(
     tolerance: float = TOLERANCE,
 ) -> dict:
     """Reload ``path`` and compare it with the generator on ``batches``."""
-    from nectargan.onnx.selfcheck import ExportCheckError, torch_outputs
-
     module, _ = load_torchscript(path)
     worst, checked = 0.0, []
     for what, batch in batches:

@@ -12,19 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nectargan.inference.samples import ExportCheckError, torch_outputs
 from nectargan.onnx.deps import require
 
 FP32_TOLERANCE = 1e-4
-
-
-class ExportCheckError(RuntimeError):
-    """The exported file is invalid or its outputs differ from the generator's."""
-
-
-def torch_outputs(generator: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
-    device = next(generator.parameters()).device
-    with torch.no_grad():
-        return generator.eval()(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+__all__ = ["FP32_TOLERANCE", "ExportCheckError", "check_onnx_file", "torch_outputs"]
 
 
 def check_onnx_file(

@@ -7,6 +7,7 @@ checkpoint path, with only the forward pass on onnxruntime. Needs onnxruntime al
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -118,14 +119,17 @@ def run_onnx_model(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nectargan.onnx.tester MODEL.onnx INPUT... -o OUT``: ``infer --model``."""
-    from nectargan.cli.main import main as cli_main
+    """``python -m nectargan.onnx.tester MODEL.onnx INPUT... -o OUT``: ``infer --model``.
 
+    Runs the command line as a program rather than importing it: the CLI is the
+    top layer, which this module sits below (docs/architecture.md).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-"):
         print("usage: python -m nectargan.onnx.tester MODEL.onnx INPUT... -o OUT [infer options]")
         return 2
-    return cli_main(["infer", "--model", argv[0], *argv[1:]])
+    command = [sys.executable, "-m", "nectargan", "infer", "--model", argv[0], *argv[1:]]
+    return subprocess.call(command)
 
 
 if __name__ == "__main__":

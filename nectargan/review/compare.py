@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from nectargan import run_metrics
 from nectargan.errors import ExperimentUserError
 from nectargan.review.experiment_reader import Experiment, read_experiment
+from nectargan.runs import records
 from nectargan.utils.mapping import flatten
 from nectargan.visualizer.visdom.panels import VAL_COLUMNS, VAL_METRICS, Pane
 
@@ -117,7 +117,7 @@ def best_val_row(exp: Experiment) -> dict[str, Any] | None:
     best = exp.val_best.get("epoch") if exp.val_best else None
     if best in rows:
         return dict(rows[best])
-    return run_metrics.best_row(exp.val_metrics)
+    return records.best_row(exp.val_metrics)
 
 
 def seconds_per_epoch(exp: Experiment) -> float | None:
@@ -163,7 +163,7 @@ def best_runs(summaries: Sequence[RunSummary]) -> dict[str, set[int]]:
 def missing_validation(summaries: Sequence[RunSummary]) -> list[str]:
     """A note per run without validation rows: it is compared on losses and speed alone."""
     return [
-        f"{s.label}: no validation recorded ({run_metrics.VAL_METRICS_FILE} missing or empty); "
+        f"{s.label}: no validation recorded ({records.VAL_METRICS_FILE} missing or empty); "
         "compared on losses and speed only"
         for s in summaries
         if not s.exp.val_metrics

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from nectargan import run_metrics
 from nectargan.errors import ExperimentUserError
 from nectargan.experiment_layout import (
     CHECKPOINT_DIR,
@@ -41,6 +40,7 @@ from nectargan.experiment_layout import (
     TIMING_FILE,
 )
 from nectargan.losses.loss_log import SegmentRead, read_log_files
+from nectargan.runs import records
 from nectargan.utils import rows_json
 
 # The loss log's names, under the names this module has always exported.
@@ -315,15 +315,15 @@ def _read_timing(exp: Experiment) -> None:
 
 
 def _read_run_metrics(exp: Experiment) -> None:
-    """Validation rows, per-epoch lr/throughput and run info (nectargan/run_metrics.py)."""
-    exp.val_metrics = run_metrics.read_val_metrics(exp.path)
-    exp.val_best = run_metrics.read_val_best(exp.path)
-    exp.val_split = run_metrics.val_split(exp.path)
-    exp.epoch_stats = run_metrics.read_epoch_stats(exp.path)
-    exp.run_info = run_metrics.read_run_info(exp.path)
+    """Validation rows, per-epoch lr/throughput and run info (nectargan/records.py)."""
+    exp.val_metrics = records.read_val_metrics(exp.path)
+    exp.val_best = records.read_val_best(exp.path)
+    exp.val_split = records.val_split(exp.path)
+    exp.epoch_stats = records.read_epoch_stats(exp.path)
+    exp.run_info = records.read_run_info(exp.path)
     for name, rows in (
-        (run_metrics.VAL_METRICS_FILE, exp.val_metrics),
-        (run_metrics.EPOCH_STATS_FILE, exp.epoch_stats),
+        (records.VAL_METRICS_FILE, exp.val_metrics),
+        (records.EPOCH_STATS_FILE, exp.epoch_stats),
     ):
         if (exp.path / name).is_file() and not rows:
             exp.problems.append(f"{name}: no readable rows, skipped")

@@ -26,13 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from nectargan.config.schema import SCHEDULE_KINDS
+from typing import Any, Literal, get_args
 
 Easing = Callable[[float], float]
 
-KINDS: tuple[str, ...] = SCHEDULE_KINDS  # the config schema's choices for train.loss.schedules
+ScheduleKind = Literal["linear", "exponential"]
+KINDS: tuple[str, ...] = get_args(ScheduleKind)  # also the config's train.loss.schedules kinds
 
 
 def _check_number(name: str, value: object) -> float:

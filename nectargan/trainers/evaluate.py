@@ -26,8 +26,8 @@ from nectargan.models import UnetGenerator
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import build_generator
 from nectargan.trainers.data import make_dataset
-from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode, resolve_device, resolve_precision
+from nectargan.trainers.triplet_files import save_triplet
 from nectargan.utils.outputs import output_dir
 
 METRICS_FILE = layout.METRICS_FILE

@@ -38,10 +38,10 @@ from nectargan.trainers.builders import (
     load_optimizer_state,
 )
 from nectargan.trainers.data import make_dataset, make_loader
-from nectargan.trainers.images import save_triplet
 from nectargan.trainers.precision import eval_mode
 from nectargan.trainers.run_monitor import RunMonitor
 from nectargan.trainers.trainer import Trainer
+from nectargan.trainers.triplet_files import save_triplet
 from nectargan.trainers.validation import Validator
 
 EXAMPLES_DIR = layout.EXAMPLES_DIR

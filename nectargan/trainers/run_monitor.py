@@ -8,7 +8,7 @@ unchanged; the per-epoch work is a validation every
 ``visualizer.visdom.val_every`` epochs (and after the last epoch) on at most
 ``val_max_images`` items, and a few small files and dashboard windows.
 
-Files (nectargan/run_metrics.py) are written whether or not the dashboard is
+Files (nectargan/records.py) are written whether or not the dashboard is
 on; windows (nectargan/visualizer/visdom/panels.py) only when it is. A resume
 reloads the rows up to the checkpoint's epoch (dropping later ones: no epoch
 is ever shown twice) and re-plots them, so the series continue.
@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nectargan import run_metrics as rm
 from nectargan.config import default_config_dict
+from nectargan.runs import records as rm
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.validation import Validator, best_path, drop_best, write_best
 from nectargan.visualizer.visdom.panels import (

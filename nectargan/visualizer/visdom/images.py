@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nectargan.visualizer.visdom.limits import MAX_IMAGE_SIZE
+from nectargan.config.schema import MAX_IMAGE_SIZE
 
 GAP = 2
 _BACKGROUND = 24 / 255

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ import torch
 
 from nectargan.errors import DataUserError
 from nectargan.experiment_layout import EXPORT_DIR
+from nectargan.inference.checkpoints import load_inference_generator
 from nectargan.inference.model_info import ModelInfo
+from nectargan.inference.samples import check_batches
+from nectargan.inference.torchscript import check_torchscript_file, export_torchscript
+from nectargan.onnx.deps import require
+from nectargan.onnx.graph import check_static_hw, export_onnx, sample_input, uses_dynamo
+from nectargan.onnx.metadata import metadata_for, write_metadata
+from nectargan.onnx.selfcheck import check_onnx_file
 from nectargan.utils.atomic import current_umask
 from nectargan.utils.outputs import output_file
 
@@ -41,13 +49,8 @@ def export_experiment(
     quiet: bool = True,
 ) -> dict[str, Any]:
     """Export the checkpoint ``epoch`` of a run; returns the report (path, diffs, metadata)."""
-    from nectargan.inference.checkpoints import load_inference_generator
-
     _check_format(fmt)
     if fmt == "onnx":
-        from nectargan.onnx.converter import uses_dynamo
-        from nectargan.onnx.deps import require
-
         require("onnx", "onnxruntime", *(["onnxscript"] if uses_dynamo(opset_version) else []))
     generator, config, info, checkpoint = load_inference_generator(experiment_dir, epoch, "cpu")
     out = default_output(experiment_dir, info.epoch, fmt)
@@ -101,12 +104,6 @@ def export_generator(
     ``input_names``, ``output_names``, ``export_params``, ``do_constant_folding``, ``quiet``).
     ``check_hw`` is the self-check's input size (default: the training crop size).
     """
-    from dataclasses import replace
-
-    from nectargan.inference.samples import check_batches
-    from nectargan.onnx.converter import check_static_hw
-    from nectargan.onnx.metadata import metadata_for
-
     _check_format(fmt)
     out = output_file(out, "--output", f"a file name such as generator{SUFFIX[fmt]}")
     if out.exists() and not overwrite:
@@ -138,11 +135,6 @@ def _export_onnx_checked(
     batches: list,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    from nectargan.onnx.converter import export_onnx
-    from nectargan.onnx.deps import require
-    from nectargan.onnx.metadata import metadata_for, write_metadata
-    from nectargan.onnx.selfcheck import check_onnx_file
-
     (onnx,) = require("onnx")
     result = export_onnx(generator, info, tmp, static_hw=info.static_hw, **options)
     model = onnx.load(str(tmp))
@@ -155,9 +147,5 @@ def _export_onnx_checked(
 def _export_torchscript_checked(
     generator: torch.nn.Module, info: ModelInfo, tmp: Path, batches: list
 ) -> dict[str, Any]:
-    from nectargan.inference.torchscript import check_torchscript_file, export_torchscript
-    from nectargan.onnx.converter import sample_input
-    from nectargan.onnx.metadata import metadata_for
-
     export_torchscript(generator, sample_input(info, info.static_hw), tmp, metadata_for(info))
     return {"exporter": "torch.jit.trace", **check_torchscript_file(tmp, generator, batches)}

@@ -1,4 +1,4 @@
-"""Per-epoch run files: ``val_metrics.json``, ``epoch_stats.json`` and ``run_info.json``.
+"""Per-epoch run records: ``val_metrics.json``, ``epoch_stats.json`` and ``run_info.json``.
 
 Written by the trainer (nectargan/trainers/run_monitor.py), read back by the
 trainer on resume and by ``nectargan replay`` / ``report``, so this module is
