@@ -58,7 +58,7 @@ def browser_client(app) -> TestClient:
 
 def write_experiment(output: Path, name: str, epochs_done: int = 2, total: int = 3) -> Path:
     """A small finished-looking experiment folder (config, val metrics, examples), no torch."""
-    from nectargan import run_metrics
+    from nectargan.runs import records
 
     exp = output / name
     (exp / "examples").mkdir(parents=True)
@@ -69,7 +69,7 @@ def write_experiment(output: Path, name: str, epochs_done: int = 2, total: int =
         {"epoch": e, "l1": 0.3 / e, "psnr": 10.0 + e, "ssim": 0.1 * e, "images": 4, "seconds": 1.0}
         for e in range(1, epochs_done + 1)
     ]
-    run_metrics.write_val_metrics(exp, rows, split="val", best=rows[-1] if rows else None)
+    records.write_val_metrics(exp, rows, split="val", best=rows[-1] if rows else None)
     for e in range(1, epochs_done + 1):
         (exp / "checkpoints" / f"epoch_{e:04d}.pt").write_bytes(b"x")
         (exp / "examples" / f"epoch_{e:04d}_0.png").write_bytes(PNG_1PX)

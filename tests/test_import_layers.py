@@ -48,11 +48,22 @@ def all_modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imported_modules(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
-    """``(module, line)`` for every import of one of ours in the file, at any depth."""
+def imported_modules(
+    name: str, path: Path, known: set[str], typing_only: bool = True
+) -> list[tuple[str, int]]:
+    """``(module, line)`` for every import of one of ours in the file, at any depth.
+
+    ``typing_only=False`` leaves out those under ``if TYPE_CHECKING:``: they name a
+    type for an annotation and never run, so they make no circle (they still may
+    not point up).
+    """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = set() if typing_only else _typing_only_imports(tree)
     found: list[tuple[str, int]] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if node in skipped:
+            continue
         if isinstance(node, ast.Import):
             found += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -61,6 +72,15 @@ def imported_modules(name: str, path: Path, known: set[str]) -> list[tuple[str, 
                 sub = f"{base}.{alias.name}"
                 found.append((sub if sub in known else base, node.lineno))
     return [(m, line) for m, line in found if m == "nectargan" or m.startswith("nectargan.")]
+
+
+def _typing_only_imports(tree: ast.Module) -> set[ast.AST]:
+    blocks = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+    ]
+    return {node for block in blocks for stmt in block.body for node in ast.walk(stmt)}
 
 
 def _absolute(package: str, level: int, module: str | None) -> str:
@@ -76,10 +96,12 @@ def unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def import_graph() -> dict[str, list[tuple[str, int]]]:
+def import_graph(typing_only: bool = True) -> dict[str, list[tuple[str, int]]]:
     modules = all_modules()
     known = set(modules)
-    return {name: imported_modules(name, path, known) for name, path in modules.items()}
+    return {
+        name: imported_modules(name, path, known, typing_only) for name, path in modules.items()
+    }
 
 
 def test_every_unit_of_the_package_has_a_layer():
@@ -99,7 +121,8 @@ def test_imports_only_point_down():
 
 
 def test_no_modules_import_each_other_in_a_circle():
-    graph = {m: sorted({t for t, _ in targets}) for m, targets in import_graph().items()}
+    runtime = import_graph(typing_only=False)
+    graph = {m: sorted({t for t, _ in targets}) for m, targets in runtime.items()}
     circles = [c for c in strongly_connected(graph) if len(c) > 1]
     assert not circles, "\n".join(" <-> ".join(sorted(c)) for c in circles)
 

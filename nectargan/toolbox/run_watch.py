@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from nectargan import experiment_layout as layout
-from nectargan import run_metrics
+from nectargan.runs import records
+from nectargan.runs.files import epochs_from_files, lock_holder, total_epochs
 from nectargan.runs.status import read_status
-from nectargan.toolbox.runs_index import epochs_from_files, lock_holder, total_epochs
 
 LOG_TAIL_LINES = 40
 LOG_FIRST_READ_BYTES = 64 * 1024  # a long log is entered near its end, never read whole
@@ -175,8 +175,8 @@ class RunWatch:
     def snapshot(self) -> dict[str, Any]:
         config = self._small_file(".", _read_config)  # the folder changes with each new file
         status = read_status(self.folder)
-        val_rows = self._small_file(layout.VAL_METRICS_FILE, run_metrics.read_val_metrics)
-        stats = self._small_file(layout.EPOCH_STATS_FILE, run_metrics.read_epoch_stats)
+        val_rows = self._small_file(layout.VAL_METRICS_FILE, records.read_val_metrics)
+        stats = self._small_file(layout.EPOCH_STATS_FILE, records.read_epoch_stats)
         pid = lock_holder(self.folder)
         out: dict[str, Any] = {
             "status": status.to_json() if status is not None else None,
@@ -184,7 +184,7 @@ class RunWatch:
             "pid": pid,
             "losses": {name: {"tags": c.tags, **c.chart()} for name, c in self.curves.items()},
             "val": val_rows[-50:],
-            "best": run_metrics.best_row(val_rows),
+            "best": records.best_row(val_rows),
             "lr": {k: stats[-1].get(k) for k in ("lr_G", "lr_D")} if stats else None,
             "log": list(self.log.lines),
             "examples": self._newest_examples(),

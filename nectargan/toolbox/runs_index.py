@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nectargan import experiment_layout as layout
-from nectargan import run_metrics
+from nectargan.runs import records
+from nectargan.runs.files import epochs_from_files, lock_holder, total_epochs
 from nectargan.runs.status import lock_is_held, read_status
+from nectargan.toolbox.run_watch import RunWatch
 
 if TYPE_CHECKING:
     from nectargan.toolbox.context import Toolbox
-    from nectargan.toolbox.run_watch import RunWatch
 
 # the files a summary is made from: any change to one of them rebuilds it
 WATCHED = (
@@ -62,16 +63,6 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def lock_holder(experiment_dir: Path) -> int | None:
-    """The pid holding the experiment's lock, or None when no process holds it."""
-    if not lock_is_held(experiment_dir):
-        return None
-    try:
-        return int((experiment_dir / layout.LOCK_FILE).read_text().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
 
 
 def is_experiment(folder: Path) -> bool:
@@ -125,8 +116,6 @@ class RunIndex:
 
     def watch(self, folder: Path) -> RunWatch:
         """The one incremental follower of ``folder`` (pages watching it share it)."""
-        from nectargan.toolbox.run_watch import RunWatch
-
         with self._lock:
             watch = self._watches.pop(folder, None) or RunWatch(folder)
             self._watches[folder] = watch
@@ -176,29 +165,6 @@ def _guess_state(folder: Path, done: int, total: int | None) -> tuple[str, str, 
     return UNKNOWN, "stopped (no status record)", None
 
 
-def total_epochs(config: Any) -> int | None:
-    train = config.get("train") if isinstance(config, dict) else None
-    try:
-        return int(train["epochs"]) + int(train["epochs_decay"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def epochs_from_files(folder: Path) -> int:
-    """Checkpoints and examples are written only at epoch ends: the highest one counts."""
-    numbers = [0]
-    for sub, pattern in (
-        (layout.CHECKPOINT_DIR, layout.CHECKPOINT_RE),
-        (layout.EXAMPLES_DIR, layout.EXAMPLE_RE),
-    ):
-        try:
-            names = os.listdir(folder / sub)
-        except OSError:
-            continue
-        numbers += [int(m.group(1)) for n in names if (m := pattern.match(n))]
-    return max(numbers)
-
-
 def newest_example(folder: Path) -> str | None:
     """``examples/epoch_NNNN_0.png`` of the latest epoch with examples (the first of them)."""
     try:
@@ -215,9 +181,9 @@ def newest_example(folder: Path) -> str | None:
 
 
 def _best(folder: Path) -> dict[str, Any] | None:
-    row = run_metrics.read_val_best(folder)
+    row = records.read_val_best(folder)
     if row is None:
-        row = run_metrics.best_row(run_metrics.read_val_metrics(folder))
+        row = records.best_row(records.read_val_metrics(folder))
     if not row:
         return None
     return {k: row.get(k) for k in ("epoch", "l1", "psnr", "ssim")}
