@@ -121,13 +121,17 @@ def test_bad_config_values_are_named(config, error, match) -> None:
         pix2pix(config, "extended")
 
 
-def test_vgg_subspec_without_weights_fails_at_start_up_saying_what_to_provide() -> None:
+def test_vgg_subspec_without_weights_fails_at_start_up_saying_what_to_provide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: nothing found there
     for subspec in ("basic+vgg", "extended+vgg"):
         with pytest.raises(
-            ValueError, match=r"needs pretrained VGG19 weights.*'vgg_weights' to a local"
+            ValueError, match=r"need pretrained VGG19 weights.*vgg_weights to a local"
         ) as info:
             pix2pix({"vgg_weights": None}, subspec)
         assert "cannot be downloaded" in str(info.value)
+        assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in str(info.value)
 
 
 def test_vgg_subspec_with_missing_file_fails_at_start_up(tmp_path: Path) -> None:

@@ -178,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise ConfigUserError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
     config = config_from_args(args)  # a bad setting fails here, before any rank starts
+    check_loss_files(config)
     try:
         if args.nproc is not None and args.nproc > 1:
             _stop_if_complete(config)  # no ranks started for a run with nothing to do
@@ -213,6 +214,14 @@ def _train(args: argparse.Namespace) -> int:
     print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
     print(f"evaluate with: nectargan test --experiment {shlex.quote(str(trainer.experiment_dir))}")
     return 0
+
+
+def check_loss_files(config: Any) -> None:
+    """Files the losses will read (a '+vgg' subspec's VGG19 weights) are there: a missing one
+    stops the run before any experiment directory is made, naming where it looked."""
+    from nectargan.losses.pix2pix_objective import vgg_weights_for
+
+    vgg_weights_for(config.train.loss.to_dict(), config.train.loss.subspec)
 
 
 def _stop_if_complete(config: Any) -> None:

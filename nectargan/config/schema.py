@@ -251,7 +251,9 @@ class LossConfig(Section):
         0.5, ge=0, description="Weight of D_real and of D_fake; 0.5 halves D's objective."
     )
     vgg_weights: str | None = Field(
-        None, description="Local VGG19 state_dict file; required by the '+vgg' subspecs."
+        None,
+        description="Local VGG19 state_dict file for the '+vgg' subspecs; null: torchvision's "
+        "vgg19-dcbb9e9d.pth in torch's cache (<torch.hub.get_dir()>/checkpoints).",
     )
     vgg_layers: list[str] | None = Field(
         None, min_length=1, description="VGG19 layers for G_VGG; null: relu1_1 .. relu5_1."

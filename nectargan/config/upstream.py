@@ -280,7 +280,9 @@ class _Converter:
         self.put("train.loss.subspec", subspec)
         if vgg:
             self.note(
-                "train.loss.lambda_vgg", "set train.loss.vgg_weights to a local VGG19 weights file"
+                "train.loss.lambda_vgg",
+                "VGG19 weights are read from torch's cache (where torchvision's download left "
+                "vgg19-dcbb9e9d.pth) or train.loss.vgg_weights; nothing is downloaded",
             )
         self.leftovers(
             "train", t, {"separate_lr_schedules", "load", "generator", "discriminator", "loss"}

@@ -5,7 +5,7 @@
 * ``basic``: G_GAN, G_L1 (tag ``'G'``); D_real, D_fake (tag ``'D'``).
 * ``extended``: basic + G_L2 (MSE), G_SOBEL, G_LAP (edge/structure losses).
 * ``basic+vgg`` / ``extended+vgg``: the above + G_VGG (perceptual; needs
-  ``vgg_weights``).
+  ``vgg_weights``, or torchvision's VGG19 file in torch's cache).
 
 How the trainer calls them (``x`` = prediction, ``y`` = target)::
 
@@ -48,6 +48,7 @@ from nectargan.losses.losses import (
     l1_loss,
     mse_loss,
 )
+from nectargan.losses.vgg import find_vgg19_weights
 from nectargan.scheduling.schedule import Schedule
 
 SUBSPECS: tuple[str, ...] = LOSS_SUBSPECS
@@ -112,17 +113,24 @@ def _check_lambda(key: str, value: object) -> float:
     return float(value)
 
 
+def vgg_weights_for(config: Mapping[str, Any] | None, subspec: str) -> Path | None:
+    """The VGG19 weights file ``subspec`` will load (None without '+vgg').
+
+    Only looks (no read), so a command can check it before creating anything;
+    a missing file is a :class:`~nectargan.losses.vgg.VGGWeightsError` naming
+    where it looked.
+    """
+    if not subspec.endswith("+vgg"):
+        return None
+    path = (config or {}).get("vgg_weights")
+    if path is not None and not isinstance(path, str | Path):
+        raise TypeError(f"loss config 'vgg_weights' must be a file path, got {path!r}")
+    return find_vgg19_weights(path)
+
+
 def _vgg_loss(cfg: dict[str, Any], subspec: str) -> VGGPerceptualLoss:
     """Load the perceptual loss now, so a missing weights file stops the run at start-up."""
-    path = cfg["vgg_weights"]
-    if not path:
-        raise ValueError(
-            f"loss subspec {subspec!r} needs pretrained VGG19 weights, which cannot be downloaded "
-            "at run time: set the loss config key 'vgg_weights' to a local VGG19 state_dict file "
-            "(e.g. torchvision's vgg19-dcbb9e9d.pth), or use a subspec without '+vgg'"
-        )
-    if not isinstance(path, str | Path):
-        raise TypeError(f"loss config 'vgg_weights' must be a file path, got {path!r}")
+    path = vgg_weights_for(cfg, subspec)
     layers = cfg["vgg_layers"] or DEFAULT_VGG_LAYERS
     if isinstance(layers, str) or not all(isinstance(x, str) for x in layers):
         raise ValueError(f"loss config 'vgg_layers' must be a list of layer names, got {layers!r}")

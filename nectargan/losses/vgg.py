@@ -1,10 +1,13 @@
 """VGG19 feature extractor loaded from a local weights file (no download, no torchvision).
 
 Perceptual losses compare images in the feature space of an ImageNet-trained
-VGG19. The weights (~550 MB) cannot be fetched at run time here, so the user
-points ``vgg_weights`` at a file they already have: torchvision's
-``vgg19-dcbb9e9d.pth`` works as is (``features.N.weight``/``.bias`` keys; the
-classifier is ignored), as does a bare ``{"N.weight": ...}`` features dict.
+VGG19. The weights (~550 MB) cannot be fetched at run time here, so they come
+from a file already on disk: ``vgg_weights`` when set, else the file
+torchvision's own download leaves in torch's cache
+(``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth``, where upstream
+NectarGAN users already have it). torchvision's file works as is
+(``features.N.weight``/``.bias`` keys; the classifier is ignored), as does a
+bare ``{"N.weight": ...}`` features dict.
 
 The network is built with torchvision's layer numbering, and only up to the
 deepest layer the loss uses, so only those layers' weights are required.
@@ -18,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from nectargan.errors import ConfigUserError
+
 # torchvision's VGG19 "E" configuration: conv widths, "M" = 2x2 max-pool.
 VGG19_CONFIG: tuple[int | str, ...] = (
     *(64, 64, "M", 128, 128, "M"),
@@ -25,6 +30,7 @@ VGG19_CONFIG: tuple[int | str, ...] = (
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 WEIGHTS_HINT = (
     "a local VGG19 state_dict file, e.g. torchvision's vgg19-dcbb9e9d.pth "
     "(keys 'features.N.weight'/'features.N.bias')"
@@ -74,29 +80,55 @@ def build_vgg19_features(depth: int) -> nn.Sequential:
     return nn.Sequential(*layers[:depth])
 
 
+class VGGWeightsError(ConfigUserError, FileNotFoundError):
+    """No usable VGG19 weights file: the user's setting or file to fix, not a bug."""
+
+
+def torch_cache_weights() -> Path:
+    """Where torchvision's VGG19 download lands (``TORCH_HOME`` and XDG rules included)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
+
+
+def find_vgg19_weights(configured: str | Path | None) -> Path:
+    """``configured`` if set, else torch's cached download; the error says where it looked."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise VGGWeightsError(
+                f"train.loss.vgg_weights: VGG19 weights file not found: {str(path)!r}; "
+                f"expected {WEIGHTS_HINT}"
+            )
+        return path
+    cached = torch_cache_weights()
+    if cached.is_file():
+        return cached
+    raise VGGWeightsError(
+        "train.loss.vgg_weights: not set, and no VGG19 weights where torch keeps downloaded "
+        f"ones ({str(cached)!r}); the '+vgg' loss subspecs need pretrained VGG19 weights, "
+        f"which cannot be downloaded at run time: set train.loss.vgg_weights to {WEIGHTS_HINT}, "
+        "copy that file there, or use a subspec without '+vgg'"
+    )
+
+
 def load_vgg19_state(path: str | Path, depth: int) -> dict[str, Tensor]:
     """Read the weights the first ``depth`` layers need, with clear errors on any mismatch."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"VGG19 weights file not found: {str(path)!r}; expected {WEIGHTS_HINT}"
-        )
+    path = find_vgg19_weights(path)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, wrong format...
-        raise ValueError(
+        raise VGGWeightsError(
             f"could not read VGG19 weights {str(path)!r} ({exc}); expected {WEIGHTS_HINT}"
         ) from exc
     state = _features_only(raw, path)
     wanted = expected_shapes(depth)
     missing = [key for key in wanted if key not in state]  # network order
     if missing:
-        raise ValueError(
+        raise VGGWeightsError(
             f"VGG19 weights {str(path)!r} lack {['features.' + k for k in missing]}; expected {WEIGHTS_HINT}"
         )
     for key, shape in wanted.items():
         if tuple(state[key].shape) != shape:
-            raise ValueError(
+            raise VGGWeightsError(
                 f"VGG19 weights {str(path)!r}: 'features.{key}' has shape {tuple(state[key].shape)}, "
                 f"expected {shape}"
             )
@@ -108,7 +140,7 @@ def _features_only(raw: object, path: Path) -> dict[str, Tensor]:
     if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
         raw = raw["state_dict"]
     if not isinstance(raw, Mapping):
-        raise ValueError(
+        raise VGGWeightsError(
             f"VGG19 weights {str(path)!r} hold a {type(raw).__name__}; expected {WEIGHTS_HINT}"
         )
     state: dict[str, Tensor] = {}
