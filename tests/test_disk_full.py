@@ -16,6 +16,8 @@ import sys
 import pytest
 from _support import tiny_training_config, wait_for, write_config
 
+from nectargan.runs import read_status
+from nectargan.runs.status import StatusWriter
 from nectargan.trainers import load_checkpoint
 from nectargan.utils.diskfull import MAX_FAILED_CHECKPOINTS, StorageStop, WriteHealth
 
@@ -106,6 +108,14 @@ def test_full_disk_warns_once_recovers_and_keeps_checkpoints(tmp_path, small_dis
             what="the full-disk warning",
         )
         assert proc.poll() is None, stderr_of(tmp_path)
+        # the status record kept up on the full disk (in its reserved room), run still going
+        full_at = read_status(exp).epochs_completed
+        wait_for(
+            lambda: read_status(exp).epochs_completed > full_at or proc.poll() is not None,
+            120,
+            what="an epoch recorded on the full disk",
+        )
+        assert proc.poll() is None and read_status(exp).state == "running"
         os.unlink(filler)
         wait_for(
             lambda: (
@@ -128,6 +138,7 @@ def test_full_disk_warns_once_recovers_and_keeps_checkpoints(tmp_path, small_dis
     for path in sorted(ckpts.glob("epoch_*.pt")):  # every checkpoint on disk is whole
         assert load_checkpoint(path)["epoch"] == int(path.stem.split("_")[1])
     assert not list(ckpts.glob(".*.tmp"))
+    assert (read_status(exp).state, read_status(exp).exit_code) == ("interrupted", 143)
 
 
 def test_three_failed_checkpoint_saves_stop_with_exit_75(tmp_path, small_disk, dataroot):
@@ -146,6 +157,23 @@ def test_three_failed_checkpoint_saves_stop_with_exit_75(tmp_path, small_disk, d
     assert stderr.count("could not write checkpoint") == 1
     assert load_checkpoint(ckpts / "epoch_0001.pt")["epoch"] == 1
     assert "resume with: nectargan train --resume" in stderr
+    status = read_status(exp)  # written on the still-full disk, in the record's reserved room
+    assert (status.state, status.exit_code, status.label) == ("disk_full", 75, "stopped: disk full")
+    assert f"{MAX_FAILED_CHECKPOINTS} checkpoint saves in a row failed" in status.reason
+    assert not list(exp.glob(".*.tmp"))
+
+
+def test_status_record_written_in_place_when_the_disk_is_full(small_disk):
+    writer = StatusWriter(small_disk)
+    writer.start(0, 10)
+    for done in range(1, 4):  # more sessions' worth of text than the first write held
+        writer.progress(done)
+    fill(small_disk)
+    writer.progress(4)
+    writer.end("disk_full", "a reason long enough to grow the record " * 8)
+    status = read_status(small_disk)
+    assert (status.state, status.epochs_completed, status.exit_code) == ("disk_full", 4, 75)
+    assert status.reason.startswith("a reason long enough") and not list(small_disk.glob(".*.tmp"))
 
 
 def test_write_health_counts_only_consecutive_checkpoint_failures(tmp_path):

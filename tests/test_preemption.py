@@ -25,6 +25,10 @@ from _support import tiny_training_config, write_config
 
 from nectargan.cli.main import main
 from nectargan.losses import read_loss_log
+from nectargan.review import read_experiment
+from nectargan.review.compare import summarize
+from nectargan.review.experiment_reader import status_line
+from nectargan.runs import read_status
 from nectargan.trainers import load_checkpoint
 
 BATCHES = 8  # 32 training pairs, batch 4
@@ -102,6 +106,9 @@ def test_sigterm_mid_epoch_then_the_same_command_finishes_in_v1_bit_identical(tm
     assert "starting" in first.stderr and str(exp) in first.stderr
     position = load_checkpoint(exp / "checkpoints" / "interrupted.pt")["position"]
     assert position["epoch"] == 1 and position["batches_done"] == 4 and position["exact"]
+    stopped = read_status(exp)
+    assert (stopped.state, stopped.exit_code, stopped.epochs_completed) == ("interrupted", 143, 1)
+    assert stopped.reason == "stopped by SIGTERM" and len(stopped.sessions) == 1
 
     again = _run(["--config", str(job), "--auto-resume"])  # the requeue: same command
     assert again.returncode == 0, again.stderr
@@ -113,6 +120,16 @@ def test_sigterm_mid_epoch_then_the_same_command_finishes_in_v1_bit_identical(tm
     final = load_checkpoint(exp / "checkpoints" / f"epoch_{epochs:04d}.pt")
     assert final["global_step"] == epochs * BATCHES  # no step repeated, none skipped
     log = _one_history(exp, epochs * BATCHES)
+    # the record says finished, over 2 sessions; the superseded interrupted.pt is gone
+    status = read_status(exp)
+    assert (status.state, status.exit_code, status.epochs_completed) == ("finished", 0, epochs)
+    sessions = [(s.state, s.exit_code, s.start_epoch) for s in status.sessions]
+    assert sessions == [("interrupted", 143, 0), ("finished", 0, 1)]
+    assert not (exp / "checkpoints" / "interrupted.pt").exists()
+    assert "removed interrupted.pt: the checkpoint just written is past it" in again.stderr
+    review = read_experiment(exp)
+    assert status_line(review) == f"completed: {epochs} of {epochs} epoch(s), 2 sessions"
+    assert summarize([review], ["job"])[0].epochs_text == f"{epochs} of {epochs}"  # not "(stopped)"
 
     # the gold standard: the same weights, optimizer states and losses as never stopping
     ref = load_checkpoint(tmp_path / "base" / "out" / "job_v1" / "checkpoints" / "epoch_0003.pt")
@@ -166,6 +183,10 @@ def test_kill_9_after_a_timed_checkpoint_resumes_mid_epoch(tmp_path, dataroot):
     assert not (exp / "checkpoints" / "interrupted.pt").exists()
     position = load_checkpoint(exp / "checkpoints" / "mid_epoch.pt")["position"]
     assert 0 < position["batches_done"] < BATCHES
+    killed = read_status(exp)  # the record still says running; the freed lock says crashed
+    assert killed.state == "crashed" and killed.exit_code is None
+    assert killed.pid != os.getpid()  # the killed child's pid, named in the reason
+    assert f"process {killed.pid} ended without recording why" in killed.reason
 
     again = _run(["--config", str(cfg), "--auto-resume"])  # the requeue: same command
     assert again.returncode == 0, again.stderr
@@ -174,6 +195,10 @@ def test_kill_9_after_a_timed_checkpoint_resumes_mid_epoch(tmp_path, dataroot):
     final = load_checkpoint(exp / "checkpoints" / f"epoch_{epochs:04d}.pt")
     assert final["global_step"] == epochs * BATCHES
     _one_history(exp, epochs * BATCHES)
+    status = read_status(exp)
+    assert status.state == "finished"
+    assert [s.state for s in status.sessions] == ["crashed", "finished"]
+    assert not (exp / "checkpoints" / "mid_epoch.pt").exists()  # stale once epoch 4 saved
 
 
 def test_a_due_timed_checkpoint_waits_past_the_epochs_last_batch(tmp_path, dataroot):

@@ -18,6 +18,7 @@ import pytest
 from _support import tiny_training_config, wait_for, write_config
 
 from nectargan.losses import read_loss_log
+from nectargan.runs import read_status
 from nectargan.trainers import load_checkpoint
 
 
@@ -56,6 +57,13 @@ def test_sigterm_saves_like_ctrl_c_and_exits_143(tmp_path, dataroot):
     assert f"resume with: nectargan train --resume {exp}" in stderr
     state = load_checkpoint(exp / "checkpoints" / "interrupted.pt")
     assert state["interrupted"] and state["epoch"] >= 1
+    status = read_status(exp)  # the run's own record says how it ended
+    assert (status.state, status.exit_code, status.reason) == (
+        "interrupted",
+        143,
+        "stopped by SIGTERM",
+    )
+    assert status.epochs_completed == state["epoch"] and status.sessions[0].pid == proc.pid
     log = read_loss_log(exp)
     for cols in log["losses"].values():
         assert len(cols["step"]) >= state["epoch"] * 8  # 32 pairs / batch 4, all flushed

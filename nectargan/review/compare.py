@@ -52,10 +52,12 @@ class RunSummary:
 
     @property
     def epochs_text(self) -> str:
-        """``3 of 10``, with ``stopped`` when the run left an interrupted.pt."""
+        """``3 of 10``, with how the run stopped (``interrupted``, ``crashed``, ...) when it
+        did not finish (its status record; an old run's left-over interrupted.pt)."""
         total = self.exp.total_epochs
         text = f"{self.exp.epochs_completed} of {total if total is not None else '?'}"
-        return text + " (stopped)" if self.exp.interrupted_checkpoint is not None else text
+        stopped = self.exp.stopped_early
+        return f"{text} ({stopped})" if stopped else text
 
     def metric(self, key: str) -> float | None:
         value = (self.best or {}).get(key)

@@ -41,6 +41,7 @@ from nectargan.experiment_layout import (
 )
 from nectargan.losses.loss_log import SegmentRead, read_log_files
 from nectargan.runs import records
+from nectargan.runs.status import RunStatus, read_status
 from nectargan.utils import rows_json
 
 # The loss log's names, under the names this module has always exported.
@@ -125,6 +126,7 @@ class Experiment:
     tests: list[TestResult] = field(default_factory=list)
     checkpoints: dict[int, Path] = field(default_factory=dict)
     interrupted_checkpoint: Path | None = None
+    status: RunStatus | None = None  # run_status.json; None for runs made before records
     epoch_times: list[dict[str, Any]] = field(default_factory=list)
     val_metrics: list[dict[str, Any]] = field(default_factory=list)  # val_metrics.json rows
     val_best: dict[str, Any] | None = None  # the epoch best.pt holds
@@ -140,6 +142,8 @@ class Experiment:
 
     @property
     def total_epochs(self) -> int | None:
+        if self.status is not None and self.status.total_epochs:
+            return self.status.total_epochs
         train = (self.config or {}).get("train") or {}
         try:
             return int(train["epochs"]) + int(train["epochs_decay"])
@@ -148,8 +152,25 @@ class Experiment:
 
     @property
     def epochs_completed(self) -> int:
-        """Highest epoch with a checkpoint or examples (files written only at epoch ends)."""
+        """The run's own count (its status record); for a run without one, the highest
+        epoch with a checkpoint or examples (files written only at epoch ends)."""
+        if self.status is not None:
+            return self.status.epochs_completed
         return max([*self.checkpoints, *(e.epoch for e in self.examples)], default=0)
+
+    @property
+    def stopped_early(self) -> str | None:
+        """``stopped`` for a run that ended before its last epoch (interrupted, crashed,
+        disk full), ``running`` while it trains, None when it finished. From the run's
+        status record; a run without one is guessed from a left-over ``interrupted.pt``."""
+        if self.status is not None:
+            return {"finished": None, "running": "running"}.get(self.status.state, "stopped")
+        total = self.total_epochs
+        if self.interrupted_checkpoint is not None and (
+            total is None or self.epochs_completed < total
+        ):
+            return "stopped"
+        return None
 
     @property
     def n_records(self) -> int:
@@ -179,6 +200,7 @@ def read_experiment(path: str | Path) -> Experiment:
     _read_checkpoints(exp)
     _read_timing(exp)
     _read_run_metrics(exp)
+    exp.status = read_status(directory)
     if not (exp.config_files or exp.losses or exp.examples or exp.checkpoints or exp.tests):
         raise ExperimentError(
             f"{str(directory)!r} is not a NectarGAN experiment directory: no config.json, "
@@ -350,6 +372,8 @@ def status_line(exp: Experiment) -> str:
     """Completed, or how far a stopped run got (checkpoints and examples mark epoch ends)."""
     total, done = exp.total_epochs, exp.epochs_completed
     of = f" of {total}" if total else ""
+    if exp.status is not None:
+        return _recorded_status_line(exp.status, done, of, exp)
     last_epoch = max((s.last_epoch for s in exp.segments if s.last_epoch is not None), default=None)
     partial = ""
     if last_epoch is not None and math.floor(last_epoch) >= done:
@@ -359,6 +383,18 @@ def status_line(exp: Experiment) -> str:
     if total is not None and done >= total:
         return f"completed: {done}{of} epoch(s)"
     return f"incomplete: {done}{of} epoch(s) completed{partial}"
+
+
+def _recorded_status_line(status: RunStatus, done: int, of: str, exp: Experiment) -> str:
+    """The status line from the run's own record: its state, how far, and why it stopped."""
+    sessions = len(status.sessions)
+    resumed = f", {sessions} sessions" if sessions > 1 else ""
+    if status.state == "finished":
+        return f"completed: {done}{of} epoch(s){resumed}"
+    if status.state == "running":
+        return f"running (pid {status.pid}): {done}{of} epoch(s) completed{resumed}"
+    why = f"{status.label}: {status.reason}" if status.reason else status.label
+    return f"stopped early ({why}): {done}{of} epoch(s) completed{resumed}"
 
 
 def timing_lines(exp: Experiment) -> list[str]:

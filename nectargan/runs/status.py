@@ -192,9 +192,12 @@ def _pid_in_lock_file_alive(path: Path) -> bool:
 class StatusWriter:
     """Keeps one run's record up to date; every write is atomic and never raises.
 
-    A full disk must not stop a run because its status could not be written:
-    the write is skipped (the next one retries) and the reader's lock check
-    still tells a live run from a dead one.
+    A full disk must not stop a run because its status could not be written,
+    and the record must still say how the run ended when it stops *because* the
+    disk is full: the file keeps 4 KiB of blank padding, which a write that
+    cannot get a new block reuses in place. A write that fails even so is
+    skipped (the next one retries); the reader's lock check still tells a live
+    run from a dead one.
     """
 
     def __init__(self, experiment_dir: str | Path) -> None:
@@ -250,6 +253,35 @@ class StatusWriter:
 
     def _write(self) -> None:
         assert self.status is not None
-        # a full or read-only disk: skipped, the next write retries; the lock tells liveness
-        with contextlib.suppress(OSError):
-            atomic_write_text(self.path, json.dumps(self.status.to_json(), indent=1) + "\n")
+        text = json.dumps(self.status.to_json(), indent=1) + "\n"
+        try:
+            atomic_write_text(self.path, _with_reserve(text))
+        except OSError:  # a full disk: the room the last write reserved takes this one
+            # still nothing (read-only disk, a record grown past its room): skipped, the
+            # next write retries, and the reader's lock check tells a live run from a dead one
+            with contextlib.suppress(OSError):
+                _overwrite_in_place(self.path, text)
+
+
+RESERVE = 4096  # the record's file is padded to whole blocks with at least this much spare
+
+
+def _with_reserve(text: str) -> str:
+    """``text`` padded with blanks (valid JSON whitespace) to a multiple of 4 KiB, keeping at
+    least :data:`RESERVE` bytes spare: the room an end state needs on a disk that has filled."""
+    size = len(text.encode("utf-8"))
+    padded = -(-(size + RESERVE) // 4096) * 4096
+    return text + " " * (padded - size - 1) + "\n"
+
+
+def _overwrite_in_place(path: Path, text: str) -> None:
+    """Write ``text`` over the record's existing bytes: no new block is needed, so this works
+    on a full disk. Not atomic, hence only the fallback; a torn record reads as no record."""
+    data = text.encode("utf-8")
+    with open(path, "r+b") as handle:
+        room = os.fstat(handle.fileno()).st_size
+        if len(data) + 1 > room:
+            raise OSError(f"{path}: the record outgrew its reserved room")
+        handle.write(data + b" " * (room - len(data) - 1) + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())

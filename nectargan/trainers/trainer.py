@@ -66,6 +66,7 @@ from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.lock import ExperimentLock, claim_experiment
 from nectargan.trainers.precision import resolve_device, resolve_precision
 from nectargan.trainers.progress import Progress
+from nectargan.trainers.run_record import RunRecord
 from nectargan.trainers.signals import handling_signals, protect
 from nectargan.trainers.timing import record_epoch
 from nectargan.utils.diskfull import StorageStop, WriteHealth
@@ -179,6 +180,7 @@ class Trainer(metaclass=_SetupAfterInit):
         self._quicksetup = quicksetup
         self._set_up = False
         self.monitor: Any = None  # per-epoch reporting (validation, lr, ...): run_monitor.py
+        self.record: RunRecord | None = None  # run_status.json (main process, experiment dir)
         self._seed_and_threads()
         # setup() runs next, called by the metaclass once every __init__ has returned
 
@@ -471,6 +473,8 @@ class Trainer(metaclass=_SetupAfterInit):
             path = ckpt.epoch_path(self.experiment_dir, self.epochs_completed)
         written = self._write_checkpoint(path, interrupted)
         if written is not None and not interrupted:
+            if self.record is not None:
+                self.record.epoch_checkpoint_saved(self.global_step)
             self.prune_checkpoints()
         return written
 
@@ -506,9 +510,12 @@ class Trainer(metaclass=_SetupAfterInit):
         if not self.is_main_process or self.experiment_dir is None:
             return None
         self.flush_loss_log()
-        return self._write_checkpoint(
+        written = self._write_checkpoint(
             ckpt.checkpoint_dir(self.experiment_dir) / ckpt.MID_EPOCH, interrupted=False
         )
+        if written is not None and self.record is not None:
+            self.record.timed_checkpoint_saved(written, self.global_step)
+        return written
 
     def _write_checkpoint(self, path: Path, interrupted: bool) -> Path | None:
         state = self.checkpoint_state()
@@ -713,6 +720,8 @@ class Trainer(metaclass=_SetupAfterInit):
         self.record_epoch_time(epoch)
         if self.monitor is not None:  # validation, lr, throughput, run info (not timed)
             self.monitor.epoch_finished()
+        if self.record is not None:  # after everything the epoch does: "finished" is final
+            self.record.epoch_done(self.epochs_completed, self.total_epochs)
         if not self._in_fit and self.epochs_completed >= self.total_epochs:
             self._finish_dashboard()  # the per-epoch loop's last epoch: training is over
 
@@ -733,6 +742,10 @@ class Trainer(metaclass=_SetupAfterInit):
         if minutes > 0 and self.is_main_process and self.experiment_dir is not None:
             self._save_interval = 60.0 * minutes
         self._arm_timed_save()
+        if self.is_main_process and self.experiment_dir is not None:
+            self.record = RunRecord.begin(
+                self.experiment_dir, self.epochs_completed, self.total_epochs, self.log
+            )
         header = self._resume_header
         if header is None:
             return
@@ -839,6 +852,8 @@ class Trainer(metaclass=_SetupAfterInit):
         self._handled_interrupt = exc
         with protect("saving the training state"):
             self._save_state_on_the_way_out(exc)
+            if self.record is not None:
+                self.record.stopped(exc, self.epochs_completed)
 
     def _save_state_on_the_way_out(self, exc: BaseException) -> None:
         done = f"{self.epochs_completed} epoch(s) completed"
