@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_name(args: argparse.Namespace) -> str:
     """``nectargan data pair``: the words the user typed to reach the failing command."""
+    if getattr(args, "prog", None):  # a script of its own (nectargan-train-paired)
+        return str(args.prog)
     words = ["nectargan", getattr(args, "command", None)]
     words += [getattr(args, dest, None) for dest in SUBCOMMAND_DESTS]
     return " ".join(w for w in words if isinstance(w, str) and w)
@@ -80,10 +82,12 @@ def report_bug(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run one command; ``prog`` names it in error lines when a script of its own ran it."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # e.g. for `train --nproc`, which relaunches itself under torchrun
+    args.prog = prog
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # Ctrl-C 130, SIGTERM 143 (nectargan.trainers.signals)
