@@ -116,7 +116,10 @@ class NewRunPage:
             **extra,
         )
 
-    async def show(self, request: Request) -> Response:
+    # Handlers that read files (a dataset survey can take seconds) are plain functions:
+    # Starlette runs them in its worker threads, so the event loop never waits on a disk.
+
+    def show(self, request: Request) -> Response:
         """A fresh form: the defaults, writing into the first output root (listed on Runs)."""
         output = str(self.toolbox.output_roots()[0])
         return self.render(request, FormResult(None, {"common.output_directory": output}))
@@ -124,6 +127,10 @@ class NewRunPage:
     async def submit(self, request: Request) -> Response:
         form = await request.form()
         items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        return await run_in_threadpool(self.act, request, items)
+
+    def act(self, request: Request, items: list[tuple[str, str]]) -> Response:
+        """The button pressed: check, start, queue, load or save."""
         fields = dict(items)
         request.state.only_changed = "_only_changed" in fields  # the view the user chose
         action = fields.get("_action", "check")
@@ -140,7 +147,7 @@ class NewRunPage:
         if data is None or action == "check":
             notice = "The form is valid." if data is not None else ""
             return self.render(request, result, 200 if data else 422, notice=notice)
-        return await self.launch(request, result, data, queued=action == "queue")
+        return self.launch(request, result, data, queued=action == "queue")
 
     def load(self, request: Request, raw: str) -> Response:
         try:
@@ -168,21 +175,21 @@ class NewRunPage:
             return self.render(request, result, 422, save_path=raw)
         return self.render(request, result, notice=f"Saved {path}.", save_path=str(path))
 
-    async def launch(
+    def launch(
         self, request: Request, result: FormResult, data: dict[str, Any], queued: bool
     ) -> Response:
         """Start now (then open the run's page) or queue; the launcher's own checks apply."""
         launcher = self.toolbox.launcher
         try:
-            config = await run_in_threadpool(launcher.prepare_config, data)
+            config = launcher.prepare_config(data)
             if queued:
                 self.toolbox.queue.add(config)
                 return RedirectResponse("/queue", status_code=303)
-            launch = await run_in_threadpool(launcher.start_new, config)
+            launch = launcher.start_new(config)
         except UserError as exc:  # LaunchRefused, QueueError: say why beside the form
             result.add_error(FORM_LEVEL, str(exc))
             return self.render(request, result, 422)
-        await run_in_threadpool(self.wait_for_folder, launch)
+        self.wait_for_folder(launch)
         if launch.experiment_dir is None and launch.exit_code is not None:
             result.add_error(FORM_LEVEL, f"the run ended at once (exit {launch.exit_code}):")
             result.errors[FORM_LEVEL] += _log_tail(Path(launch.log))
@@ -209,7 +216,7 @@ class NewRunPage:
                 return f"/runs/{index}/{quote(folder.name)}"
         return "/"
 
-    async def folders(self, request: Request) -> Response:
+    def folders(self, request: Request) -> Response:
         suffix = ".json" if request.query_params.get("files") == "json" else None
         try:
             listing = browse(request.query_params.get("path", ""), self.toolbox.roots, suffix)
@@ -219,7 +226,7 @@ class NewRunPage:
             return JSONResponse({"error": f"cannot list it: {exc.strerror}"}, status_code=404)
         return JSONResponse(listing.to_dict())
 
-    async def dataset(self, request: Request) -> Response:
+    def dataset(self, request: Request) -> Response:
         try:
             check = check_dataset(request.query_params.get("path", ""), self.toolbox.roots)
         except PathRefused as exc:
