@@ -116,6 +116,7 @@ def test_new_run_start_watch_stop_resume_in_a_browser(toolbox, browser, dataroot
     page.click("#nr-start")
     page.wait_for_url(f"{box.base}/runs/0/browser_v1", timeout=120_000)
     exp = root / "output" / "browser_v1"
+    assert page.locator('#run [data-field="epoch"]').inner_text() == f"0 of {EPOCHS}"
     page.wait_for_function(
         "() => /^[1-9]/.test(document.querySelector('#run [data-field=\"epoch\"]').textContent)"
         " && Array.from(document.querySelectorAll('#examples img'))"
