@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import socket
 
 import pytest
@@ -89,8 +90,14 @@ def test_autostart_refuses_a_port_held_by_something_else_and_leaves_nothing(env_
     with socket.socket() as other:
         other.bind(("127.0.0.2", port))
         other.listen()
-        with pytest.raises(ConnectionError, match="not a Visdom server"):
+        with pytest.raises(ConnectionError, match="not a Visdom server") as caught:
             VisdomVisualizer(env=env_name, server="http://127.0.0.2", port=port, autostart=True)
+        message = str(caught.value)
+        # Before: "...choose another with --port.. Start one with `... --port <the held port>`".
+        assert ".." not in message and f"visdom start --port {port}`" not in message
+        proposed = int(re.search(r"visdom start --port (\d+)`", message).group(1))
+        assert proposed != port and server.probe("127.0.0.2", proposed) == "free"
+        assert f"e.g. --port {proposed} (free now)" in message
     assert server.read_record(port) is None
     assert server.probe("127.0.0.1", port) == "free"
 

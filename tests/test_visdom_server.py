@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -138,6 +139,9 @@ def test_port_taken_by_something_else_is_a_clear_error(port):
         res = nectargan("visdom", "start", "--port", str(port))
     assert res.returncode == 2
     assert f"port {port}" in res.stderr and "not a Visdom server" in res.stderr
+    proposed = int(re.search(r"e\.g\. --port (\d+) \(free now\)", res.stderr).group(1))
+    assert proposed != port and server.probe("127.0.0.1", proposed) == "free"
+    assert ".." not in res.stderr
 
 
 @pytest.mark.parametrize("command", ["start", "serve"])

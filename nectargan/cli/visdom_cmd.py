@@ -86,7 +86,9 @@ def _options(args: argparse.Namespace) -> server.ServerOptions:
 def cmd_serve(args: argparse.Namespace) -> int:
     opts = _options(args)
     if server.probe(opts.host, opts.port) != "free":
-        raise server.ServerError(f"port {opts.port} is already in use")
+        free = server.free_port_above(opts.host, opts.port)
+        instead = f"; choose another with --port, e.g. --port {free} (free now)" if free else ""
+        raise server.ServerError(f"port {opts.port} is already in use{instead}")
     from nectargan.utils.outputs import output_dir
     from nectargan.visualizer.visdom import _serve
 

@@ -42,6 +42,37 @@ class ServerError(ServerUserError):
     """The server could not be started, reached or stopped; the message says why."""
 
 
+class PortTakenError(ServerError):
+    """Something that is not Visdom holds the port; ``free_port`` is one to use instead."""
+
+    def __init__(self, port: int, free_port: int | None) -> None:
+        self.port, self.free_port = port, free_port
+        instead = f", e.g. --port {free_port} (free now)" if free_port else ""
+        super().__init__(
+            f"port {port} is already in use by something that is not a Visdom server; "
+            f"choose another with --port{instead}"
+        )
+
+
+# How far above a taken port to look for a free one to propose.
+FREE_PORT_SEARCH = 50
+
+
+def free_port_above(host: str, port: int) -> int | None:
+    """The first port above ``port`` that nothing listens on and that ``host`` can bind."""
+    bind = "127.0.0.1" if host in ("localhost",) else host
+    for candidate in range(port + 1, min(port + 1 + FREE_PORT_SEARCH, 65536)):
+        if probe(host, candidate, timeout=0.2) != "free":
+            continue
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET) as s:
+                s.bind((bind, candidate))
+        except OSError:
+            continue
+        return candidate
+    return None
+
+
 def data_dir() -> Path:
     """Root of NectarGAN's per-user data: ``$NECTARGAN_HOME`` or the XDG data dir."""
     if home := os.environ.get("NECTARGAN_HOME"):
@@ -286,10 +317,7 @@ def start(opts: ServerOptions, wait_s: float = 30.0) -> tuple[ServerRecord, bool
             )
         return record, False
     if state == "other":
-        raise ServerError(
-            f"port {opts.port} is already in use by something that is not a Visdom server; "
-            "choose another with --port."
-        )
+        raise PortTakenError(opts.port, free_port_above(opts.host, opts.port))
     log_path = log_file(opts.port)
     proc = spawn(opts, log_path)
     record = ServerRecord(

@@ -142,11 +142,18 @@ class VisdomVisualizer:
                 return
             except (managed.ServerError, TransportError) as exc:
                 reason = exc
-        hint = f"Start one with `{START_HINT} --port {self.port}`"
-        if loopback and not autostart:
+        # A port held by something else needs another port, not a server on this one.
+        port = getattr(reason, "free_port", None) or self.port
+        if port == self.port and loopback and managed.probe(self._endpoint.host, port) == "other":
+            port = managed.free_port_above(self._endpoint.host, port) or port
+        hint = f"Start one with `{START_HINT} --port {port}`"
+        if port != self.port:
+            hint += f" and pass --port {port}"
+        elif loopback and not autostart:
             hint += " or pass autostart=True"
         raise ConnectionError(
-            f"No usable Visdom server at {self._endpoint.url} (port {self.port}): {reason}. {hint}."
+            f"No usable Visdom server at {self._endpoint.url} (port {self.port}): "
+            f"{str(reason).rstrip('.')}. {hint}."
         )
 
     def _autostart(self, managed: Any, transport: Transport) -> None:
