@@ -76,6 +76,18 @@ def test_start_status_stop_cycle(port, tmp_path):
     status = nectargan("visdom", "status", "--port", str(port))
     assert status.returncode == 3
     assert "not running" in status.stdout
+    # Stopping again: nothing to stop is the state asked for (before: exit 1, the bug status).
+    again = nectargan("visdom", "stop", "--port", str(port))
+    assert again.returncode == 0 and "nothing to stop" in again.stdout, again
+
+
+def test_stop_leaves_a_server_it_did_not_start_with_an_error(visdom_server):
+    """A Visdom server without our pid record keeps running: one error line, exit 2."""
+    res = nectargan("visdom", "stop", "--port", str(visdom_server.port))
+    assert res.returncode == 2, res
+    assert res.stderr.startswith("nectargan visdom stop: error: the Visdom server on port")
+    assert "not started by nectargan" in res.stderr
+    assert server.probe("127.0.0.1", visdom_server.port) == "visdom"
 
 
 def test_background_server_is_detached_with_log_file(port, tmp_path):

@@ -132,8 +132,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if server.stop(args.port):
         print(f"Visdom server on port {args.port} stopped")
         return 0
-    print(f"no Visdom server started by nectargan is running on port {args.port}")
-    return 1
+    # Nothing of ours to stop. Either the wish already holds (no server: exit 0, like
+    # stopping a stopped service) or a server we did not start keeps running (an error).
+    if server.probe(server.DEFAULT_HOST, args.port) == "visdom":
+        raise server.ServerError(
+            f"the Visdom server on port {args.port} was not started by nectargan (no pid "
+            "record), so it was left running; stop it where it was started"
+        )
+    print(f"no Visdom server is running on port {args.port}; nothing to stop")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
