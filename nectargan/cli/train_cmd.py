@@ -212,7 +212,7 @@ def _train(args: argparse.Namespace) -> int:
     trainer.close()
     print(f"done: {trainer.total_epochs} epochs in {format_duration(seconds)}")
     print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
-    print(f"evaluate with: nectargan test --experiment {shlex.quote(str(trainer.experiment_dir))}")
+    print(f"evaluate with: {_evaluate_command(trainer)}")
     return 0
 
 
@@ -222,6 +222,16 @@ def check_loss_files(config: Any) -> None:
     from nectargan.losses.pix2pix_objective import vgg_weights_for
 
     vgg_weights_for(config.train.loss.to_dict(), config.train.loss.subspec)
+
+
+def _evaluate_command(trainer: Any) -> str:
+    """``nectargan test`` for this run, with ``--split val`` when its test/ split is empty."""
+    from nectargan.trainers.evaluate import evaluable_split
+
+    command = f"nectargan test --experiment {shlex.quote(str(trainer.experiment_dir))}"
+    root = trainer.config.dataloader.dataroot
+    split = evaluable_split(root) if root else "test"
+    return command if split == "test" else f"{command} --split {split}"
 
 
 def _stop_if_complete(config: Any) -> None:

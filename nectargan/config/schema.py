@@ -146,6 +146,10 @@ class DataloaderConfig(Section):
 # -- train ----------------------------------------------------------------------------------
 
 
+# The deepest U-Net the schema allows (2**10 = 1024 px crops at the least).
+N_DOWNS_MAX = 10
+
+
 class GeneratorConfig(Section):
     """The U-Net generator."""
 
@@ -155,7 +159,7 @@ class GeneratorConfig(Section):
     n_downs: int = Field(
         8,
         ge=1,
-        le=10,
+        le=N_DOWNS_MAX,
         description="Levels, each halving H and W (crop_size must be a multiple of 2**n_downs).",
     )
     block_type: BlockType = Field("plain", description="'plain' conv blocks or 'residual' ones.")
@@ -422,6 +426,16 @@ CROSS_RULES: tuple[str, ...] = (
 )
 
 
+def _fitting_n_downs(crop_size: int, step: int) -> str:
+    """What would fit instead: the deepest n_downs that divides crop_size, or a crop size."""
+    fits = [n for n in range(1, N_DOWNS_MAX + 1) if crop_size % 2**n == 0]
+    crop = max(step, round(crop_size / step) * step)
+    other = f"crop_size {crop}"
+    if fits:
+        return f" (train.generator.n_downs {fits[-1]} fits crop_size {crop_size}; or {other})"
+    return f" (or {other})"
+
+
 def cross_check_problems(cfg: NectarConfig) -> list[str]:
     """Rules between keys, each problem naming the key to change."""
     dl, train = cfg.dataloader, cfg.train
@@ -435,7 +449,7 @@ def cross_check_problems(cfg: NectarConfig) -> list[str]:
     if dl.crop_size % step:
         problems.append(
             f"dataloader.crop_size: expected a multiple of 2**train.generator.n_downs = {step}, "
-            f"got {dl.crop_size}"
+            f"got {dl.crop_size}{_fitting_n_downs(dl.crop_size, step)}"
         )
     if train.epochs + train.epochs_decay < 1:
         problems.append(

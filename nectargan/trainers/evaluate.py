@@ -56,7 +56,26 @@ def eval_dataset(
         raise MissingDataError(
             f"dataset {str(root)!r} not found; pass --dataroot DIR (a folder with {split}/)"
         )
+    other = evaluable_split(root, split)
+    if other != split:
+        raise MissingDataError(
+            f"no image files in '{root / split}'; this dataset has a {other} split: "
+            f"pass --split {other}"
+        )
     return make_dataset(config.dataloader, root, split, train=False)
+
+
+def evaluable_split(root: str | Path, split: str = "test") -> str:
+    """``split``, or ``val`` when ``split`` is an empty test/ and val/ has images.
+
+    Never ``train``: scores on the training images would look better than the model is.
+    """
+    from nectargan.dataset.io import has_images
+
+    root = Path(root)
+    if split == "test" and not has_images(root / "test") and has_images(root / "val"):
+        return "val"
+    return split
 
 
 def spread_indices(n_items: int, max_items: int | None) -> list[int]:

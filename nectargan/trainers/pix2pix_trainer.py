@@ -106,12 +106,31 @@ class Pix2pixTrainer(Trainer):
         self._check_first_item(train_set)
         if self.is_main_process:
             warn_if_not_side_by_side(train_set.paths, root / "train", self.log)
+        dl = self._fitted_batch_size(dl, len(train_set), root / "train")
         self.train_loader = self.shard_loader(
             make_loader(train_set, dl, self.device, train=True, seed=self.config.common.seed)
         )
         self.val_dataset: PairedDataset | None = None
         if has_images(root / "val"):  # the example images; an empty val/ is no val/
             self.val_dataset = make_dataset(dl, root, "val", train=False)
+
+    def _fitted_batch_size(self, dl: Any, n_pairs: int, folder: Path) -> Any:
+        """A batch larger than this process's share of the data is that share, said once.
+
+        Such a batch was always cut to the whole dataset (the short last batch is kept
+        when it is the only one); clamping it only makes every figure that divides by
+        the batch size (loader sizing, throughput, resume positions) use the real one.
+        """
+        share = max(1, n_pairs // self.world_size)
+        asked = int(dl["batch_size"])
+        if asked <= share:
+            return dl
+        per = f" per process ({self.world_size} processes)" if self.world_size > 1 else ""
+        self.log(
+            f"note: batch size {asked} is more than the {n_pairs} training pairs in {folder}"
+            f"{per}; using {share}, one batch per epoch"
+        )
+        return {**dl.to_dict(), "batch_size": share}
 
     def _check_first_item(self, dataset: PairedDataset) -> None:
         """Decode one pair now, so a broken dataset fails before any training starts."""
