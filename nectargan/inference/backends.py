@@ -17,6 +17,7 @@ class Backend(Protocol):
     info: ModelInfo
     name: str
     memory_device: str  # where the forward pass allocates: 'cpu' or 'cuda[:N]'
+    runtime: str  # 'torch' or 'onnxruntime': its memory overhead (inference.memory)
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -30,7 +31,7 @@ class TorchBackend:
         self.generator, self.info = generator.eval(), info
         self.device = torch.device(device)
         self.name = f"torch ({self.device})"
-        self.memory_device = str(self.device)
+        self.memory_device, self.runtime = str(self.device), "torch"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -53,7 +54,7 @@ class OnnxBackend:
         self.output_name = session.get_outputs()[0].name
         self.name = f"onnxruntime ({', '.join(session.get_providers())})"
         on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
-        self.memory_device = "cuda" if on_gpu else "cpu"
+        self.memory_device, self.runtime = ("cuda" if on_gpu else "cpu"), "onnxruntime"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)

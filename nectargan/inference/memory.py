@@ -6,10 +6,11 @@ outputs of conv, norm and activation), and keeps the largest total. It needs onl
 numbers an export's metadata carries (channels, ``features``, ``n_downs``, block type,
 upsampling), so a checkpoint and an ``.onnx`` file get the same figure.
 
-Measured peaks run above the tensor total: oneDNN reorders activations into blocked
-layouts and keeps scratch buffers beside them. ``RUNTIME_OVERHEAD`` covers that; it was
-measured with ``bench/inference_tiles.py`` (see docs/benchmarks.md), where the estimate
-lands within 25% of the measured peak for 1 to 12 MP inputs.
+Measured peaks run above the tensor total: the runtime reorders activations into
+blocked layouts and keeps scratch buffers and arenas beside them, onnxruntime more than
+torch. ``RUNTIME_OVERHEAD`` covers that per runtime, measured with
+``bench/inference_tiles.py`` (figures in docs/benchmarks.md) and rounded up, so the
+estimate errs towards tiling.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from nectargan.inference.model_info import ModelInfo
 FLOAT32_BYTES = 4
 # pix2pix widens channels up to 8x features and then keeps them flat (models.unet).
 MAX_WIDTH_MULT = 8
-# Measured peak / tensor-walk peak on CPU (torch eager and onnxruntime alike, within 25%).
-RUNTIME_OVERHEAD = 1.6
+# Per runtime: (factor on the tensor walk, fixed bytes), fitted on CPU to the peaks of
+# bench/inference_tiles.py at 1, 3 and 12 MP and rounded up: torch's peak stays within the
+# walk plus about 250 MiB of scratch; onnxruntime's arena holds up to 1.85x the walk.
+RUNTIME_OVERHEAD = {"torch": (1.0, 256 * 1024**2), "onnxruntime": (1.85, 64 * 1024**2)}
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ def elements_per_pixel(shape: UnetShape) -> float:
     return max(encoder_peak, _decoder_peak(shape, live))
 
 
-def forward_bytes(info: ModelInfo, height: int, width: int, batch: int = 1) -> int | None:
+def forward_bytes(
+    info: ModelInfo, height: int, width: int, batch: int = 1, runtime: str = "torch"
+) -> int | None:
     """Estimated peak bytes of one forward pass on a ``batch`` of ``height`` x ``width``."""
     shape = unet_shape(info)
     if shape is None:
@@ -101,7 +106,14 @@ def forward_bytes(info: ModelInfo, height: int, width: int, batch: int = 1) -> i
     tensors = elements_per_pixel(shape) * FLOAT32_BYTES * height * width * batch
     # The runner's own copies: the fitted input, the stacked batch and the output.
     io_copies = 3 * shape.channels * FLOAT32_BYTES * height * width * batch
-    return int(tensors * RUNTIME_OVERHEAD + io_copies)
+    factor, fixed = RUNTIME_OVERHEAD[runtime]
+    return int(tensors * factor + io_copies + fixed)
+
+
+def image_bytes(channels: int, height: int, width: int) -> int:
+    """Whole-image buffers held while tiling: the padded input, the blended sum and its
+    weights (float32), and the decoded input and written output (uint8)."""
+    return ((2 * channels + 1) * FLOAT32_BYTES + 2 * channels) * height * width
 
 
 def format_bytes(n: float) -> str:

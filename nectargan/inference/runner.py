@@ -184,11 +184,11 @@ def tile_request(backend: Backend, mode: str, options: InferOptions) -> TileRequ
             raise DataUserError(f"--tile {options.tile}: tiles need the default pad mode; {why}")
         return None
     if options.tile is not None or options.memory_budget is not None:
-        return TileRequest(
-            options.tile, options.tile_overlap, options.memory_budget, "--memory-budget"
-        )
-    budget, source = default_budget(getattr(backend, "memory_device", "cpu"))
-    return TileRequest(None, options.tile_overlap, budget, source)
+        budget, source = options.memory_budget, "--memory-budget"
+    else:
+        budget, source = default_budget(getattr(backend, "memory_device", "cpu"))
+    runtime = getattr(backend, "runtime", "torch")  # a backend of the caller's may not say
+    return TileRequest(options.tile, options.tile_overlap, budget, source, runtime)
 
 
 def _write(pending: _Pending, out: np.ndarray, out_dir: Path, side_by_side: bool) -> Path:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nectargan.inference.memory import format_bytes, forward_bytes
+from nectargan.inference.memory import format_bytes, forward_bytes, image_bytes
 from nectargan.inference.model_info import ModelInfo
 
-# Default overlap: this fraction of the tile, rounded up to the size multiple.
+# Default overlap: this fraction of the tile, to the nearest size multiple (at least one).
 OVERLAP_FRACTION = 0.25
 
 
@@ -59,8 +59,8 @@ def round_up(value: int, multiple: int) -> int:
 def make_plan(tile: int, multiple: int, overlap: int | None = None) -> TilePlan:
     """A plan for ``tile`` (rounded up to ``multiple``); overlap defaults to a quarter tile."""
     tile = round_up(tile, multiple)
-    if overlap is None:
-        overlap = round_up(int(tile * OVERLAP_FRACTION), multiple)
+    if overlap is None:  # the nearest multiple: rounding up would cost whole extra tiles
+        overlap = max(multiple, round(tile * OVERLAP_FRACTION / multiple) * multiple)
     overlap = min(round_up(overlap, multiple), tile - multiple) if tile > multiple else 0
     return TilePlan(tile, max(overlap, 0), multiple)
 
@@ -130,22 +130,23 @@ class TileRequest:
     overlap: int | None = None
     budget_bytes: int | None = None  # None: a share of the memory available now
     budget_source: str = ""
+    runtime: str = "torch"  # whose memory overhead the estimate assumes (memory.py)
 
 
-def _fits(info: ModelInfo, side: int, batch: int, budget: int) -> bool:
-    need = forward_bytes(info, side, side, batch)
-    return need is not None and need <= budget
-
-
-def auto_tile(info: ModelInfo, height: int, width: int, batch: int, budget: int) -> int:
-    """The largest square tile (a multiple of the size multiple) whose pass fits ``budget``."""
+def auto_tile(info: ModelInfo, hw: tuple[int, int], batch: int, request: TileRequest) -> int:
+    """The largest square tile (a multiple of the size multiple) whose pass fits the budget
+    left once the whole-image buffers of tiling are counted."""
     m = info.size_multiple
-    best = 2 * m  # the smallest tile that still leaves room for an overlap
-    side = 2 * m
-    while side < max(height, width) and _fits(info, side + m, batch, budget):
+    budget = (request.budget_bytes or 0) - image_bytes(info.channels, *hw)
+
+    def fits(side: int) -> bool:
+        need = forward_bytes(info, side, side, batch, request.runtime)
+        return need is not None and need <= budget
+
+    side = 2 * m  # the smallest tile that still leaves room for an overlap
+    while side < max(hw) and fits(side + m):
         side += m
-        best = side
-    return best
+    return side
 
 
 def choose_plan(
@@ -164,13 +165,15 @@ def choose_plan(
             else ""
         )
         return _if_needed(plan, hw), f"{_describe(plan, hw)}{rounded}, as --tile asked"
-    need = forward_bytes(info, height, width, batch)
+    need = forward_bytes(info, height, width, batch, request.runtime)
     budget = request.budget_bytes
     if need is None or budget is None or need <= budget:
         return None, ""
-    plan = make_plan(auto_tile(info, height, width, batch, budget), m, request.overlap)
-    tile_need = forward_bytes(info, plan.tile, plan.tile, batch) or 0
-    over = f"; even these need about {format_bytes(tile_need)}" if tile_need > budget else ""
+    plan = make_plan(auto_tile(info, hw, batch, request), m, request.overlap)
+    tiled_need = image_bytes(info.channels, *hw) + (
+        forward_bytes(info, plan.tile, plan.tile, batch, request.runtime) or 0
+    )
+    over = f"; even these need about {format_bytes(tiled_need)}" if tiled_need > budget else ""
     return _if_needed(plan, hw), (
         f"{_describe(plan, hw)}: one {width}x{height} pass needs about {format_bytes(need)}, over "
         f"the {format_bytes(budget)} budget ({request.budget_source}){over}; --tile 0 turns tiling off"
