@@ -161,3 +161,18 @@ def test_the_api_refuses_a_config_with_unknown_keys_or_nan_naming_the_field(clie
         assert "train.lr_initial: expected a finite number, got nan" in problems
         assert any(p.startswith("train.epochz: unknown key") for p in problems)
     assert client.app.state.toolbox.queue.list() == []
+
+
+def test_a_run_that_ends_at_once_shows_why_beside_the_form(client, root: Path) -> None:
+    """Valid to the schema, refused by the run itself (no CUDA here): its own words shown."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the run would start")
+    posted = {**_form(common__device="cuda", train__epochs="1"), "_action": "start"}
+    answer = client.post("/new", data=posted, follow_redirects=False)
+    assert answer.status_code == 422
+    page = html.unescape(answer.text)
+    assert "the run ended at once (exit 2):" in page
+    assert "common.device: 'cuda' needs CUDA, which this machine does not have" in page
+    assert 'name="common.device" value="cuda"' in page  # the form is kept, to fix
