@@ -112,8 +112,6 @@ EXAMPLES_WINDOW = "examples"
 SUMMARY_WINDOW = "summary"
 COMPARISON_WINDOW = "comparison"  # `nectargan replay A B`: best epochs, config differences
 LOSS_TITLES = {"G": "Generator Loss", "D": "Discriminator Loss"}
-LOSS_XLABEL = "Iterations"
-LOSS_YLABEL = "Loss"
 TRIPLET_TITLE = "real_A | fake_B | real_B"
 # per-epoch windows (nectargan/visualizer/visdom/panels.py draws them)
 VAL_METRICS_WINDOW = "val_metrics"

@@ -99,12 +99,15 @@ def test_replay_real_run_has_every_logged_point(run_dir, visdom_server, env_name
         window = visdom_server.window(win, env_name)
         assert window["title"] == title
         layout = window["content"]["layout"]
-        assert (layout["xaxis"]["title"], layout["yaxis"]["title"]) == ("Iterations", "Loss")
+        assert layout["xaxis"]["title"] == "Epoch"  # x is the fractional epoch (issue 24)
+        panes = [layout[k]["title"] for k in ("yaxis", "yaxis2")]
+        assert sorted(panes) == sorted(names)  # one pane per loss
     assert result.points["loss_G"] == {"G_GAN": 2 * BATCHES, "G_L1": 2 * BATCHES}
 
     examples = visdom_server.window("examples", env_name)
-    assert examples["type"] == "image_history" and len(examples["content"]) == 2
-    assert [c["caption"] for c in examples["content"]] == ["epoch 1", "epoch 2"]
+    assert examples["type"] == "image_history" and len(examples["content"]) == 3
+    captions = [c["caption"] for c in examples["content"]]
+    assert captions[1:] == ["epoch 1", "epoch 2"]  # slider position N: epoch N (issue 24)
     assert examples["content"][0]["src"].startswith("data:image/png;base64,")
     summary = visdom_server.window("summary", env_name)["content"]
     assert "completed: 2 of 2 epoch(s)" in summary
@@ -118,7 +121,8 @@ def test_replay_twice_replaces_instead_of_duplicating(run_dir, visdom_server, en
     for _ in range(2):
         replay([exp], env=env_name, server="http://127.0.0.1", port=visdom_server.port)
     assert len(visdom_server.line_series("loss_G", env_name)["G_GAN"][0]) == 2 * BATCHES
-    assert len(visdom_server.window("examples", env_name)["content"]) == 2
+    examples = visdom_server.window("examples", env_name)["content"]
+    assert len(examples) == 1 + 2  # the slider's card, then the two epochs once each
 
 
 def test_clear_closes_other_windows(run_dir, visdom_server, env_name):

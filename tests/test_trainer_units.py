@@ -17,7 +17,8 @@ from nectargan.trainers.data import auto_num_workers
 from nectargan.trainers.experiment import create_experiment_dir, existing_versions
 from nectargan.trainers.pix2pix_trainer import example_indices
 from nectargan.trainers.trainer import _split_callback_kwargs, is_local_url
-from nectargan.utils.progress_bar import ProgressBar, format_duration
+from nectargan.utils.durations import format_duration
+from nectargan.utils.progress_bar import ProgressBar
 
 # -- experiment directories ------------------------------------------------------------
 
@@ -207,8 +208,8 @@ def test_progress_bar_on_a_terminal_redraws_in_place():
 
 
 def test_format_duration():
-    assert format_duration(5) == "0:05"
-    assert format_duration(3725) == "1:02:05"
+    assert format_duration(5) == "5.0s"  # one format everywhere (issue 21): was "0:05"
+    assert format_duration(3725) == "1h02m05s"  # was "1:02:05"
     assert format_duration(float("nan")) == "?"
 
 

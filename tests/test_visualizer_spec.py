@@ -120,8 +120,8 @@ def test_loss_windows_titles_labels_legend(visdom_server, env_name):
         data = visdom_server.window(win, env_name)
         assert data["title"] == title
         layout = data["content"]["layout"]
-        assert layout["xaxis"]["title"] == "Iterations"
-        assert layout["yaxis"]["title"] == "Loss"
+        assert layout["xaxis"]["title"] == "Epoch"  # x is the fractional epoch (issue 24)
+        assert [layout["yaxis"]["title"], layout["yaxis2"]["title"]] == legend  # a pane each
         assert [t["name"] for t in data["content"]["data"]] == legend
     assert visdom_server.line_series("loss_D", env_name) == {
         "D_real": ([0.0, 1.5], [0.5, 0.4]),

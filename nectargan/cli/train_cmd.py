@@ -13,8 +13,10 @@ from typing import Any
 from nectargan.cli.config_flags import add_set_option, config_from_args, packaged_config_path
 from nectargan.config.schema import PRECISION_MODES
 from nectargan.errors import ConfigUserError
+from nectargan.runs.records import run_seconds
+from nectargan.utils.durations import format_duration
 from nectargan.utils.launch import launched_world_size
-from nectargan.utils.progress_bar import ProgressBar, format_duration
+from nectargan.utils.progress_bar import ProgressBar
 
 DEMO_ENV = "nectargan_demo"
 
@@ -65,12 +67,15 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def run_training(trainer: Any, stream: Any = None) -> float:
+def run_training(trainer: Any, stream: Any = None) -> float | None:
     """``trainer.fit()`` with a progress bar (it/s, ETA, losses as of the last display step).
 
-    Returns seconds spent. Interruptions propagate (the trainer has already
-    saved its state by then).
+    Returns the run's duration as ``report`` and ``replay`` will print it
+    (:func:`nectargan.runs.records.run_seconds`). Interruptions propagate (the
+    trainer has already saved its state by then).
     """
+    from nectargan.trainers.timing import read_timing  # the trainer loaded torch already
+
     remaining = trainer.total_epochs - trainer.epochs_completed
     done = trainer.progress.batches_done  # of the epoch a mid-epoch checkpoint stopped in
     if not trainer.is_main_process:  # one progress bar per job, not per rank
@@ -80,7 +85,6 @@ def run_training(trainer: Any, stream: Any = None) -> float:
     def observe(t: Any, idx: int) -> None:
         bar.update(1, t.last_losses or None, desc=f"epoch {t.current_epoch + 1}/{t.total_epochs}")
 
-    started = time.monotonic()
     trainer.step_observers.append(observe)
     try:
         trainer.fit(after_epoch=lambda t: bar.write(t.epoch_summary()))
@@ -89,7 +93,7 @@ def run_training(trainer: Any, stream: Any = None) -> float:
         trainer.step_observers.remove(observe)
         if not trainer.is_main_process:
             stream.close()
-    return time.monotonic() - started
+    return run_seconds(read_timing(trainer.experiment_dir))
 
 
 def print_metrics_table(rows: dict[str, dict[str, float]]) -> None:
@@ -210,7 +214,10 @@ def _train(args: argparse.Namespace) -> int:
         _print_resume_hint(trainer)
         return 1
     trainer.close()
-    print(f"done: {trainer.total_epochs} epochs in {format_duration(seconds)}")
+    print(
+        f"done: {trainer.total_epochs} epochs in {format_duration(seconds)} "
+        "(the trainer's epoch times; validation not included)"
+    )
     print(f"checkpoints: {trainer.experiment_dir / 'checkpoints'}")
     print(f"evaluate with: {_evaluate_command(trainer)}")
     return 0
@@ -326,7 +333,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\ntest outputs (real_A | fake_B | real_B): {report['out_dir']}")
     print(f"examples per epoch: {trainer.experiment_dir / 'examples'}")
     print(
-        f"training took {format_duration(train_seconds)}, "
+        f"training took {format_duration(train_seconds)} (validation not included), "
         f"the whole demo {format_duration(time.monotonic() - started)}"
     )
     if trainer.dashboard_url:

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from nectargan.dataset.task import Task, tick
 from nectargan.errors import DataUserError
-from nectargan.utils.progress_bar import format_duration
+from nectargan.utils.durations import format_duration
 
 CHUNK = 1 << 20
 MAX_REDIRECTS = 5

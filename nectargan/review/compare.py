@@ -206,13 +206,18 @@ def val_overlay(summaries: Sequence[RunSummary]) -> list[tuple[Pane, dict[int, t
 # -- config differences -----------------------------------------------------------------------
 
 
+NOT_SETTINGS = ("train.resume.",)  # how a session started, not what the model is
+
+
 def config_differences(experiments: Sequence[Experiment]) -> list[tuple[str, list[str]]]:
     """``(dotted key, value per run as JSON)`` for every key whose value is not the same in all.
 
     A key one config lacks shows as :data:`ABSENT`; a run without a readable
     config shows :data:`UNKNOWN` and takes no part in deciding what differs.
+    ``train.resume.*`` keys say how a session was started, not what was trained:
+    they are left out.
     """
-    flat = [flatten(e.config) if e.config is not None else None for e in experiments]
+    flat = [_settings(e.config) if e.config is not None else None for e in experiments]
     known = [f for f in flat if f is not None]
     keys: dict[str, None] = {}
     for f in known:
@@ -223,6 +228,11 @@ def config_differences(experiments: Sequence[Experiment]) -> list[tuple[str, lis
         if len(set(values)) > 1:
             out.append((key, [UNKNOWN if f is None else _show(f, key) for f in flat]))
     return out
+
+
+def _settings(config: Any) -> dict[str, Any]:
+    """The config's dotted keys, less those that only say how a session started."""
+    return {k: v for k, v in flatten(config).items() if not k.startswith(NOT_SETTINGS)}
 
 
 def _show(flat: dict[str, Any], key: str) -> str:

@@ -43,6 +43,7 @@ from nectargan.losses.loss_log import SegmentRead, read_log_files
 from nectargan.runs import records
 from nectargan.runs.status import RunStatus, read_status
 from nectargan.utils import rows_json
+from nectargan.utils.durations import format_duration
 
 # The loss log's names, under the names this module has always exported.
 INDEX_NAME, SEGMENT_DIR, FIELDS = LOSS_LOG_INDEX, LOSS_LOG_DIR, LOSS_LOG_FIELDS
@@ -398,12 +399,12 @@ def _recorded_status_line(status: RunStatus, done: int, of: str, exp: Experiment
 
 
 def timing_lines(exp: Experiment) -> list[str]:
-    """Per-run wall time and speed, from the loss log's run starts and segment file times.
+    """The run's duration as the trainer measured it, then each session's start.
 
-    The trainer flushes the log at each epoch end, so a segment's mtime marks
-    one; these are file times, good to about a second, not a profiler.
+    One duration only (the console prints the same): file times would give a
+    second one that disagrees with it by the validation and start-up time.
     """
-    lines = []
+    lines = [_measured_epochs(exp.epoch_times)] if exp.epoch_times else []
     for number, run in enumerate(exp.runs, start=1):
         segs = [s for s in exp.segments if s.run == number]
         started = _parse_time(run.get("started")) if isinstance(run, dict) else None
@@ -411,21 +412,18 @@ def timing_lines(exp: Experiment) -> list[str]:
     orphans = [s for s in exp.segments if not 1 <= s.run <= len(exp.runs)]
     if orphans and not exp.runs:
         lines.append(_run_timing(1, None, orphans))
-    if exp.epoch_times:
-        lines.append(_measured_epochs(exp.epoch_times))
     if not lines:
         lines.append("no timing: the loss log has no runs")
     return lines
 
 
 def _measured_epochs(epochs: list[dict[str, Any]]) -> str:
-    """One line from the trainer's own per-epoch wall times."""
-    seconds = [float(e["seconds"]) for e in epochs]
+    """The run's duration (:func:`nectargan.runs.records.run_seconds`) and its pace."""
+    total = records.run_seconds(epochs) or 0.0
     steps = sum(int(e.get("steps") or 0) for e in epochs)
-    total = sum(seconds)
     text = (
-        f"measured by the trainer: {len(epochs)} epoch(s) in {_duration(total)}, "
-        f"{_duration(total / len(epochs))} per epoch on average"
+        f"measured by the trainer: {len(epochs)} epoch(s) in {format_duration(total)}, "
+        f"{format_duration(total / len(epochs))} per epoch on average"
     )
     if steps and total > 0:
         text += f" ({steps / total:.2f} it/s)"
@@ -433,20 +431,13 @@ def _measured_epochs(epochs: list[dict[str, Any]]) -> str:
 
 
 def _run_timing(number: int, started: datetime | None, segs: list[Segment]) -> str:
+    """When a session started and what it logged; its duration is the measured one above."""
     label = "run 1" if number == 1 else f"run {number} (resume)"
     start_text = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "start unknown"
-    iterations = sum(s.records for s in segs)
     if not segs:
         return f"{label}: started {start_text}; no records written"
-    last = max(s.written for s in segs)
-    text = f"{label}: started {start_text}, {iterations} iteration(s) logged{_span(segs)}"
-    if started is not None and last > started:
-        seconds = (last - started).total_seconds()
-        text += f", last write after {_duration(seconds)} ({iterations / seconds:.2f} it/s)"
-    if len(segs) >= 2:
-        mean_gap = (segs[-1].written - segs[0].written).total_seconds() / (len(segs) - 1)
-        text += f", {_duration(mean_gap)} between log flushes (~1 epoch)"
-    return text
+    iterations = sum(s.records for s in segs)
+    return f"{label}: started {start_text}, {iterations} iteration(s) logged{_span(segs)}"
 
 
 def _span(segs: list[Segment]) -> str:
@@ -457,15 +448,6 @@ def _span(segs: list[Segment]) -> str:
         return ""
     a, b = math.floor(min(firsts)) + 1, math.floor(max(lasts)) + 1
     return f" in epoch {a}" if a == b else f" in epochs {a}-{b}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
 
 
 # -- small helpers ----------------------------------------------------------------------

@@ -2,10 +2,9 @@
 
 What is sent, per env:
 
-* one line window per loss tag, laid out like the live dashboard (``loss_G``
-  "Generator Loss", ``loss_D`` "Discriminator Loss"; x label "Iterations",
-  y label "Loss", x = the fractional epoch the trainer logs, which is the
-  live graph's step, y = the weighted loss the live graph shows). Unlike the
+* one line window per loss tag, built by the live dashboard's builder (``loss_G``
+  "Generator Loss", ``loss_D`` "Discriminator Loss"; one pane per loss, x = the
+  fractional epoch the trainer logs, y = the weighted loss the live graph shows). Unlike the
   live graph, every logged point is sent: nothing is downsampled.
 * ``examples``: an image window with a slider, one position per epoch, each
   showing that epoch's ``real_A | fake_B | real_B`` triplets stacked.
@@ -42,7 +41,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from nectargan import experiment_layout as layout
 from nectargan.errors import ServerUnreachableError
@@ -147,32 +146,12 @@ def _all_tags(experiments: Sequence[Experiment]) -> list[str]:
 
 
 def line_body(env: str, spec: LineSpec) -> bytes:
-    """A whole line window as one ``/events`` message, in the live dashboard's layout."""
-    legend = [name for name, _, _ in spec.traces]
-    head = {
-        "eid": env,
-        "win": spec.win,
-        "layout": {
-            "title": spec.title,
-            "showlegend": True,
-            "xaxis": {"title": "Iterations"},
-            "yaxis": {"title": "Loss"},
-            "margin": {"l": 60, "r": 60, "t": 60, "b": 60},
-        },
-        "opts": {
-            "title": spec.title,
-            "xlabel": "Iterations",
-            "ylabel": "Loss",
-            "legend": legend,
-            "showlegend": True,
-        },
-    }
-    traces = ",".join(
-        f'{{"x":{_json_column(xs)},"y":{_json_column(ys)},"name":{json.dumps(name)},'
-        '"type":"scatter","mode":"lines"}'
-        for name, xs, ys in spec.traces
+    """A whole loss window as one ``/events`` message, built as the live dashboard builds it."""
+    names = [name for name, _, _ in spec.traces]
+    columns = {name: (_json_column(xs), _json_column(ys)) for name, xs, ys in spec.traces}
+    return panels.lines_body(
+        env, panels.loss_spec(spec.win, spec.title, names), columns, mode="lines"
     )
-    return (json.dumps(head)[:-1] + ',"data":[' + traces + "]}").encode("utf-8")
 
 
 def _json_column(values: np.ndarray) -> str:
@@ -228,12 +207,15 @@ def png_data_uri(image: Image.Image) -> str:
 
 
 def image_bodies(
-    env: str, epochs: Sequence[ExampleEpoch], notes: list[str]
+    env: str, epochs: Sequence[ExampleEpoch], notes: list[str], every_epoch: bool = True
 ) -> Iterator[tuple[int, str, bytes]]:
-    """``(epoch, endpoint, body)``: create the slider window with the first epoch, add the others.
+    """``(epoch, endpoint, body)``: the slider window, a card first, then one image per epoch.
 
-    A generator, so only one encoded epoch is in memory at a time; an epoch
-    whose PNGs cannot be read is left out and noted.
+    Visdom's slider shows its 0-based position ("Selected: 7"); the card at
+    position 0 makes position N the N-th epoch, so it agrees with the caption
+    ("epoch 7") whenever every epoch is shown. A generator, so only one encoded
+    epoch is in memory at a time; an epoch whose PNGs cannot be read is left out
+    and noted.
     """
     created = False
     for example in epochs:
@@ -242,25 +224,44 @@ def image_bodies(
         except (OSError, ValueError) as exc:
             notes.append(f"examples of epoch {example.epoch}: unreadable image ({exc}), skipped")
             continue
-        msg = {
-            "eid": env,
-            "win": EXAMPLES_WIN,
-            "data": [
-                {
-                    "content": {"src": png_data_uri(image), "caption": f"epoch {example.epoch}"},
-                    "type": "image_history",
-                }
-            ],
-            "opts": {
-                "title": f"{TRIPLET_TITLE} per epoch",
-                "width": image.width,
-                "height": image.height + 60,
-                "show_slider": True,
-            },
-        }
-        endpoint = "update" if created else "events"
-        yield example.epoch, endpoint, json.dumps(msg).encode("utf-8")
-        created = True
+        if not created:
+            card = slider_card(image.size, every_epoch)
+            yield 0, "events", _image_message(env, card, CARD_CAPTION, image.size)
+            created = True
+        caption = f"epoch {example.epoch}"
+        yield example.epoch, "update", _image_message(env, image, caption, image.size)
+
+
+CARD_CAPTION = "move the slider: position N shows epoch N"
+THINNED_CARD = "evenly spread epochs: each caption names its epoch"
+
+
+def slider_card(size: tuple[int, int], every_epoch: bool) -> Image.Image:
+    """Position 0 of the slider: a plain card saying how positions map to epochs."""
+    card = Image.new("RGB", size, (245, 245, 245))
+    text = CARD_CAPTION if every_epoch else THINNED_CARD
+    ImageDraw.Draw(card).text((10, size[1] // 2 - 6), text, fill=(60, 60, 60))
+    return card
+
+
+def _image_message(env: str, image: Image.Image, caption: str, size: tuple[int, int]) -> bytes:
+    msg = {
+        "eid": env,
+        "win": EXAMPLES_WIN,
+        "data": [
+            {
+                "content": {"src": png_data_uri(image), "caption": caption},
+                "type": "image_history",
+            }
+        ],
+        "opts": {
+            "title": f"{TRIPLET_TITLE} per epoch",
+            "width": size[0],
+            "height": size[1] + 60,
+            "show_slider": True,
+        },
+    }
+    return json.dumps(msg).encode("utf-8")
 
 
 def summary_html(experiments: Sequence[Experiment], notes: Sequence[str]) -> str:
@@ -270,7 +271,7 @@ def summary_html(experiments: Sequence[Experiment], notes: Sequence[str]) -> str
     for exp, label in zip(experiments, labels, strict=True):
         parts.append(f"<h4>{html.escape(label)}</h4>")
         parts.append(f"<p>{html.escape(str(exp.path))}<br>{html.escape(status_line(exp))}</p>")
-        parts.append(_html_list("Timing (from file times)", timing_lines(exp)))
+        parts.append(_html_list("Timing", timing_lines(exp)))
         if exp.problems:
             parts.append(_html_list("Skipped", exp.problems))
         config = json.dumps(exp.config, indent=2) if exp.config else "unknown (no config.json)"
@@ -411,9 +412,13 @@ def _send_examples(
             f"examples: {len(chosen)} of {len(exp.examples)} epochs shown, evenly spread "
             "(--max-image-epochs 0 shows all)"
         )
-    for epoch, endpoint, body in image_bodies(env, chosen, result.notes):
+    every_epoch = len(chosen) == len(exp.examples) and [e.epoch for e in chosen] == list(
+        range(1, len(chosen) + 1)
+    )
+    for epoch, endpoint, body in image_bodies(env, chosen, result.notes, every_epoch):
         sender.post(endpoint, body)
-        result.image_epochs.append(epoch)
+        if epoch:  # 0: the card
+            result.image_epochs.append(epoch)
 
 
 # -- several runs -----------------------------------------------------------------------------

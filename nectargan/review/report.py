@@ -179,7 +179,7 @@ def prepare_out_dir(out: Path) -> Path:
 
 def _overview(exp: Experiment) -> str:
     parts = [f"<p><b>{_e(status_line(exp))}</b><br><code>{_e(str(exp.path))}</code></p>"]
-    parts.append(_list("Timing (from file times)", timing_lines(exp)))
+    parts.append(_list("Timing", timing_lines(exp)))
     if exp.problems:
         parts.append(_list("Skipped (unreadable or missing)", exp.problems, "warn"))
     return _section("Overview", "\n".join(parts))

@@ -179,3 +179,19 @@ def read_val_best(experiment_dir: str | Path) -> dict[str, Any] | None:
 def val_split(experiment_dir: str | Path) -> str | None:
     split = _read(Path(experiment_dir) / VAL_METRICS_FILE).get("split")
     return split if isinstance(split, str) else None
+
+
+def run_seconds(epoch_times: Sequence[Mapping[str, Any]]) -> float | None:
+    """How long a run took: the one definition the console, ``report`` and ``replay`` print.
+
+    The sum of the wall seconds the trainer measured for each epoch it completed
+    (``timing.json``: the epoch's batches and its end-of-epoch saves; validation,
+    start-up and time spent stopped between sessions not included), over every
+    session of the run. None when nothing was measured.
+    """
+    seconds = [
+        float(e["seconds"])
+        for e in epoch_times
+        if isinstance(e.get("seconds"), int | float) and not isinstance(e.get("seconds"), bool)
+    ]
+    return sum(seconds) if seconds else None

@@ -1,7 +1,8 @@
-"""Per-epoch dashboard windows: ``val_metrics``, ``lr``, ``throughput`` and ``run_info``.
+"""Line windows of stacked panes: the loss windows and the per-epoch ones, and ``run_info``.
 
-These windows have one point per epoch (or per validation), so they are
-small and always sent whole. Quantities with different units or scales
+``val_metrics``, ``lr`` and ``throughput`` have one point per epoch (or per
+validation), so they are small and always sent whole; ``loss_G``/``loss_D`` have
+one pane per loss. Quantities with different units or scales
 (L1 near 0.05, PSNR near 20 dB, SSIM near 0.8) share one window as stacked
 panes: each pane has its own y axis and all share the epoch axis, so every
 curve stays readable however far apart the values are.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nectargan import experiment_layout as layout
+from nectargan.utils.durations import format_duration
 
 PANE_GAP = 0.06  # fraction of the plot height between stacked panes
 
@@ -69,7 +71,8 @@ RUN_INFO = layout.RUN_INFO_WINDOW
 RUN_INFO_TITLE = "Run info"
 RUN_INFO_SIZE = (460, 420)  # px; Visdom's default text pane is too small for the table
 PANELS = (VAL_METRICS, LR, THROUGHPUT)
-PANEL_SIZE = (480, 420)
+PANEL_SIZE = (480, 420)  # px, for up to three panes
+PANE_HEIGHT = 110  # px added for each pane past three
 
 Points = Mapping[str, tuple[Sequence[float], Sequence[float | None]]]
 
@@ -93,19 +96,51 @@ def _axis_ref(i: int) -> str:
     return "y" if i == 0 else f"y{i + 1}"
 
 
-def panel_layout(spec: PanelSpec) -> dict[str, Any]:
+def panel_size(spec: PanelSpec) -> tuple[int, int]:
+    """Width and height in px: three panes fit the default; each further pane adds room."""
+    extra = max(0, len(spec.panes) - 3) * PANE_HEIGHT
+    return PANEL_SIZE[0], PANEL_SIZE[1] + extra
+
+
+def panel_layout(spec: PanelSpec, flat: Mapping[int, float] | None = None) -> dict[str, Any]:
+    """Plotly's layout: the shared epoch axis at the bottom, one y axis per pane.
+
+    ``flat``: panes whose values are all one number, by index. Plotly pads a
+    zero-height range by +-1, which draws a constant lr of 2e-4 on an axis from -1
+    to 1 labelled "0"; such a pane gets a range around its value instead.
+    """
     n = len(spec.panes)
+    width, height = panel_size(spec)
     out: dict[str, Any] = {
         "title": spec.title,
         "showlegend": True,
         "xaxis": {"title": spec.xlabel, "anchor": _axis_ref(n - 1)},
         "margin": {"l": 70, "r": 30, "t": 50, "b": 50},
-        "width": PANEL_SIZE[0],
-        "height": PANEL_SIZE[1],
+        "width": width,
+        "height": height,
     }
     for i, (pane, domain) in enumerate(zip(spec.panes, pane_domains(n), strict=True)):
-        out[_axis_key(i)] = {"title": pane.ylabel, "domain": list(domain), "anchor": "x"}
+        axis = {"title": pane.ylabel, "domain": list(domain), "anchor": "x"}
+        if flat and i in flat:
+            axis.update(range=flat_range(flat[i]), exponentformat="e")
+        out[_axis_key(i)] = axis
     return out
+
+
+def flat_range(value: float) -> list[float]:
+    """A y range with ``value`` in the middle and a tick of its own magnitude."""
+    half = abs(value) * 0.5 or 1.0
+    return [value - half, value + half]
+
+
+def flat_panes(spec: PanelSpec, points: Points) -> dict[int, float]:
+    """``{pane index: value}`` for the panes whose finite values are all one number."""
+    values: dict[int, set[float]] = {}
+    for name, (_, ys) in points.items():
+        if name in spec.series:
+            finite = {float(y) for y in ys if y is not None and math.isfinite(y)}
+            values.setdefault(spec.pane_of(name), set()).update(finite)
+    return {i: next(iter(v)) for i, v in values.items() if len(v) == 1}
 
 
 def _json_number(value: float | None) -> str:
@@ -125,34 +160,73 @@ def panel_body(
     ``styles`` adds Plotly trace keys per series name (a comparison gives each
     run one colour and legend group across the panes).
     """
-    names = [name for name in spec.series if name in points and len(points[name][0])]
+    columns = {
+        name: (
+            "[" + ",".join(_json_number(x) for x in xs) + "]",
+            "[" + ",".join(_json_number(y) for y in ys) + "]",
+        )
+        for name, (xs, ys) in points.items()
+        if len(xs)
+    }
+    return lines_body(env, spec, columns, styles, flat=flat_panes(spec, points))
+
+
+def lines_body(
+    env: str,
+    spec: PanelSpec,
+    columns: Mapping[str, tuple[str, str]],
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    mode: str = "lines+markers",
+    flat: Mapping[int, float] | None = None,
+) -> bytes:
+    """The one builder of a line window's ``/events`` body, live and replayed alike.
+
+    ``columns``: ``{series name: (xs, ys)}`` already encoded as JSON arrays (a long
+    loss series is encoded once, by whoever holds it); series the spec does not
+    name, or without points, are left out.
+    """
+    names = [name for name in spec.series if name in columns]
+    width, height = panel_size(spec)
     head = {
         "eid": env,
         "win": spec.win,
-        "layout": panel_layout(spec),
+        "layout": panel_layout(spec, flat),
         "opts": {
             "title": spec.title,
             "xlabel": spec.xlabel,
             "legend": names,
             "showlegend": True,
-            "width": PANEL_SIZE[0],
-            "height": PANEL_SIZE[1],
+            "width": width,
+            "height": height,
         },
     }
     traces = []
     for name in names:
-        xs, ys = points[name]
+        xs, ys = columns[name]
         traces.append(
-            f'{{"x":[{",".join(_json_number(x) for x in xs)}],'
-            f'"y":[{",".join(_json_number(y) for y in ys)}],'
-            f'"name":{json.dumps(name)},"type":"scatter","mode":"lines+markers",'
-            f'"yaxis":"{_axis_ref(spec.pane_of(name))}","xaxis":"x"'
+            f'{{"x":{xs},"y":{ys},"name":{json.dumps(name)},"type":"scatter",'
+            f'"mode":"{mode}","yaxis":"{_axis_ref(spec.pane_of(name))}","xaxis":"x"'
             + "".join(
                 f",{json.dumps(k)}:{json.dumps(v)}" for k, v in (styles or {}).get(name, {}).items()
             )
             + "}"
         )
     return (json.dumps(head)[:-1] + ',"data":[' + ",".join(traces) + "]}").encode("utf-8")
+
+
+def loss_spec(win: str, title: str, names: Sequence[str]) -> PanelSpec:
+    """A loss window: one pane per loss, so G_L1 (~40) no longer flattens G_GAN (~2).
+
+    Several runs (``<run>/<loss>`` names) share each loss's pane. The x axis is the
+    fractional epoch the trainer logs.
+    """
+    panes: dict[str, list[str]] = {}
+    for name in names:
+        panes.setdefault(name.rpartition("/")[2], []).append(name)
+    return PanelSpec(
+        win, title, tuple(Pane(loss, tuple(members)) for loss, members in panes.items())
+    )
 
 
 # -- what the rows of the metric files look like as points ------------------------------------
@@ -198,24 +272,13 @@ def text_body(env: str, win: str, text: str, title: str, size: tuple[int, int]) 
     return json.dumps(msg).encode("utf-8")
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "unknown"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
-
-
 def run_info_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``run_info.json`` as (label, value) rows, the order the pane shows them."""
     rows = [("experiment", str(info.get("experiment_dir", "?")))]
     epoch, total = info.get("epoch", 0), info.get("total_epochs", "?")
     rows.append(("epoch", f"{epoch}/{total}"))
-    rows.append(("elapsed (this run)", format_seconds(info.get("elapsed_s"))))
-    rows.append(("ETA", format_seconds(info.get("eta_s"))))
+    rows.append(("elapsed (this run)", format_duration(info.get("elapsed_s"))))
+    rows.append(("ETA", format_duration(info.get("eta_s"))))
     best = info.get("best")
     if isinstance(best, Mapping) and best.get("epoch") is not None:
         where = f", {info['best_checkpoint']}" if info.get("best_checkpoint") else ""

@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from nectargan import experiment_layout as layout
 from nectargan.visualizer.visdom.images import Triplet, data_uri, display_size, render_grid
-from nectargan.visualizer.visdom.panels import PanelSpec, panel_body
+from nectargan.visualizer.visdom.panels import PanelSpec, lines_body, loss_spec, panel_body
 from nectargan.visualizer.visdom.series import Series
 
 PANEL_MAX_POINTS = 5000  # per series of a per-epoch panel: 5000 epochs exact
@@ -54,18 +53,11 @@ class Window:
 
 
 class LineWindow(Window):
-    """A line plot with one series per loss name, in first-seen order (the legend)."""
+    """A loss window: one series per loss name, in first-seen order, each in its own pane."""
 
-    def __init__(
-        self,
-        win: str,
-        title: str,
-        max_points: int,
-        xlabel: str = layout.LOSS_XLABEL,
-        ylabel: str = layout.LOSS_YLABEL,
-    ) -> None:
+    def __init__(self, win: str, title: str, max_points: int) -> None:
         super().__init__(win)
-        self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
+        self.title = title
         self.max_points = max_points
         self.series: dict[str, Series] = {}
         self.raw_total = 0  # raw points folded in, all series
@@ -89,31 +81,9 @@ class LineWindow(Window):
         return gaps
 
     def body(self, env: str) -> bytes:
-        legend = list(self.series)
-        head = {
-            "eid": env,
-            "win": self.win,
-            "layout": {
-                "title": self.title,
-                "showlegend": True,
-                "xaxis": {"title": self.xlabel},
-                "yaxis": {"title": self.ylabel},
-                "margin": {"l": 60, "r": 60, "t": 60, "b": 60},
-            },
-            "opts": {
-                "title": self.title,
-                "xlabel": self.xlabel,
-                "ylabel": self.ylabel,
-                "legend": legend,
-                "showlegend": True,
-            },
-        }
-        traces = ",".join(
-            f'{{"x":[{s.x_json()}],"y":[{s.y_json()}],"name":{json.dumps(name)},'
-            '"type":"scatter","mode":"lines"}'
-            for name, s in self.series.items()
-        )
-        return (json.dumps(head)[:-1] + ',"data":[' + traces + "]}").encode("utf-8")
+        spec = loss_spec(self.win, self.title, list(self.series))
+        columns = {name: (f"[{s.x_json()}]", f"[{s.y_json()}]") for name, s in self.series.items()}
+        return lines_body(env, spec, columns, mode="lines")
 
 
 class ImageWindow(Window):
