@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -100,9 +101,49 @@ def config_from_args(args: argparse.Namespace, default: Any = None) -> Any:
     if source is None:
         source = default
     config = Config.load(source)
-    config = config.with_overrides(overrides_from_args(args), source=_describe_source(source))
+    overrides = overrides_from_args(args)
+    if _is_packaged(source):
+        overrides = named_after_data(overrides)
+    config = config.with_overrides(overrides, source=_describe_source(source))
     check_output_directory(config)
     return config
+
+
+NAME_KEY, ENV_KEY, DATAROOT_KEY = (
+    "common.experiment_name",
+    "visualizer.visdom.env_name",
+    "dataloader.dataroot",
+)
+
+
+def _is_packaged(source: Any) -> bool:
+    return isinstance(source, Path) and source in {
+        packaged_config_path(n) for n in PACKAGED_CONFIGS
+    }
+
+
+def data_name(dataroot: str) -> str:
+    """A run name from a dataset folder: ``data/facades/`` -> ``facades`` (ASCII-safe)."""
+    folder = Path(dataroot).expanduser().resolve().name
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", folder).lstrip("._-")
+    return name or "data"
+
+
+def named_after_data(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A packaged config's run and env names (``demo``, ``nectargan_demo``) describe its own
+    data; on other data the run is named after that data unless the user named it, so a
+    real run and the next ``nectargan demo`` never share an experiment name or a Visdom env."""
+    dataroot = overrides.get(DATAROOT_KEY)
+    if not dataroot or (NAME_KEY in overrides and ENV_KEY in overrides):
+        return overrides
+    name = str(overrides.get(NAME_KEY) or data_name(str(dataroot)))
+    named = {NAME_KEY: name, ENV_KEY: f"nectargan_{name}"} | overrides
+    print(
+        f"note: run named after its data: experiment {named[NAME_KEY]}, Visdom env "
+        f"{named[ENV_KEY]} (--name and --env choose others)",
+        file=sys.stderr,
+    )
+    return named
 
 
 def _describe_source(source: Any) -> str:

@@ -42,6 +42,12 @@ LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 MAX_IMAGE_SIZE = 2048
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# ASCII only: a name becomes a folder (macOS stores accented names decomposed, so a
+# composed 'ü' would not match its own <name>_vN folder), a Visdom env and a URL path.
+NAME_RULE = (
+    "expected ASCII letters, digits, '.', '_' or '-' (not starting with '.', '_' or '-'; "
+    "the name becomes a folder and a Visdom env name)"
+)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -71,7 +77,8 @@ class CommonConfig(Section):
         "output", description="Folder holding experiment directories <name>_v<N> and datasets/."
     )
     experiment_name: str = Field(
-        "pix2pix", description="Experiment directory name stem: letters, digits, '.', '_', '-'."
+        "pix2pix",
+        description="Experiment directory name stem: ASCII letters, digits, '.', '_', '-'.",
     )
     seed: int = Field(0, ge=0, description="Random seed for weights, data order and augmentation.")
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0: torch's default.")
@@ -93,10 +100,7 @@ class CommonConfig(Section):
     @classmethod
     def _name(cls, value: str) -> str:
         if not EXPERIMENT_NAME.match(value):
-            raise _problem(
-                "expected letters, digits, '.', '_' or '-' (not starting with '.', '_' or '-'), "
-                f"got {value!r}"
-            )
+            raise _problem(f"{NAME_RULE}, got {value!r}")
         return value
 
 

@@ -6,16 +6,14 @@ import re
 from pathlib import Path
 
 from nectargan.config.schema import EXPERIMENT_NAME as _NAME_OK
+from nectargan.config.schema import NAME_RULE
 from nectargan.errors import ConfigUserError, UserFileError
 
 
 def check_experiment_name(name: str) -> str:
     """Names become directory names: refuse separators, empties and hidden names."""
     if not isinstance(name, str) or not _NAME_OK.match(name):
-        raise ConfigUserError(
-            f"common.experiment_name: expected letters, digits, '.', '_' or '-' "
-            f"(not starting with '.', '_' or '-'), got {name!r}"
-        )
+        raise ConfigUserError(f"common.experiment_name: {NAME_RULE}, got {name!r}")
     return name
 
 
