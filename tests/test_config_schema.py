@@ -154,7 +154,7 @@ def test_an_object_override_merges_into_its_section():
         ),
         ({"train.beta1": 1.0}, "train.beta1: expected < 1, got 1.0"),
         ({"common.device": "gpu"}, "common.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-        ({"common.experiment_name": "../x"}, "common.experiment_name: expected letters"),
+        ({"common.experiment_name": "../x"}, "common.experiment_name: expected ASCII letters"),
         ({"train.channels_last": 1}, "train.channels_last: expected one of ['auto', True, False]"),
         ({"dataloader.channels": True}, "dataloader.channels: expected one of [1, 3], got True"),
         ({"dataloader.pin_memory": "x"}, "dataloader.pin_memory: expected one of"),
