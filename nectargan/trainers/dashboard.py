@@ -9,9 +9,13 @@ a logged line and, at worst, a run without a dashboard.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from nectargan.losses.loss_log import read_loss_log
 
 Log = Callable[[str], None]
 
@@ -97,6 +101,30 @@ class Dashboard:
         except Exception as exc:
             self.log(f"dashboard thread did not stop cleanly ({exc})")
 
+    def replot_losses(
+        self,
+        experiment_dir: Path,
+        groups: Mapping[str, Sequence[str]],
+        batches_per_epoch: int,
+        every: int,
+    ) -> int:
+        """A resumed run: redraw ``loss_G``/``loss_D`` from the loss log, as if never stopped.
+
+        The env is cleared when a run connects, so without this the loss windows of
+        a resumed run would start where it resumed, while the per-epoch windows
+        (val, lr, throughput) show the whole run. Only the records of display steps
+        (batch index a multiple of ``every``) are drawn, at the live graph's x
+        (``epoch + idx / batches``), so the windows match an uninterrupted run's.
+        ``groups``: the loss names of each window (``{"G": [...], "D": [...]}``).
+        Returns the number of x positions sent.
+        """
+        losses = read_loss_log(experiment_dir)["losses"]
+        points = display_points(losses, groups, batches_per_epoch, every)
+        self.start()  # through the thread: one flush for the whole history
+        for x in sorted(points):
+            self.vis.update_loss_graphs(x, points[x].get("G", {}), points[x].get("D", {}))
+        return len(points)
+
     def finish(self) -> None:
         """Training is over: stop the thread (flush + save) and drop the connection.
 
@@ -106,3 +134,22 @@ class Dashboard:
             self.vis.close()
         except Exception as exc:
             self.log(f"dashboard did not close cleanly ({exc})")
+
+
+def display_points(
+    losses: Mapping[str, Mapping[str, list[Any]]],
+    groups: Mapping[str, Sequence[str]],
+    batches_per_epoch: int,
+    every: int,
+) -> dict[float, dict[str, dict[str, float]]]:
+    """``{x: {group: {loss: weighted value}}}`` of the loss log's display-step records."""
+    out: dict[float, dict[str, dict[str, float]]] = {}
+    for group, names in groups.items():
+        for name in names:
+            cols = losses.get(name) or {}
+            for x, value in zip(cols.get("epoch", []), cols.get("weighted", []), strict=False):
+                idx = round((x - math.floor(x)) * batches_per_epoch)
+                if idx % every == 0:
+                    shown = math.nan if value is None else float(value)
+                    out.setdefault(float(x), {}).setdefault(group, {})[name] = shown
+    return out

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nectargan import experiment_layout as layout
 from nectargan.errors import ExperimentUserError
+from nectargan.runs.status import lock_is_held
 from nectargan.utils.atomic import remove_stale_temp_files
 
 LOCK_FILE = layout.LOCK_FILE
@@ -135,3 +136,23 @@ def holder_if_locked(experiment_dir: str | Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def busy_without_checkpoint(experiment_dir: str | Path, option: str) -> ExperimentBusy | None:
+    """The error for resuming a run that is training right now and has no checkpoint yet
+    (its first epoch), naming its pid; None when no process holds the directory.
+
+    Looked up in ``/proc/locks``, never by taking the lock, so asking cannot make a
+    run starting at that instant fail.
+    """
+    if not lock_is_held(experiment_dir):
+        return None
+    try:
+        holder = int((Path(experiment_dir) / LOCK_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        holder = 0
+    who = f"pid {holder}" if holder else "another process"
+    return ExperimentBusy(
+        f"{option}: experiment {str(experiment_dir)!r} is in use by a training run ({who}) that "
+        "has not written its first checkpoint yet; wait for it to finish or stop it, then resume"
+    )

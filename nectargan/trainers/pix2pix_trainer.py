@@ -290,6 +290,16 @@ class Pix2pixTrainer(Trainer):
             )
         )
 
+    def show_history(self) -> None:
+        """A resumed run: ``loss_G``/``loss_D`` redrawn from the loss log, from epoch 0 on."""
+        dashboard, folder = self.dashboard, self.experiment_dir
+        if dashboard is None or folder is None or self.loss_manager is None:
+            return
+        names = self.loss_manager.get_registered_losses
+        groups = {tag: list(names([tag])) for tag in ("G", "D")}
+        batches, every = len(self.train_loader), self.update_frequency
+        self.dashboard_call(lambda vis: dashboard.replot_losses(folder, groups, batches, every))
+
     # -- end of epoch ---------------------------------------------------------------------
 
     def on_epoch_end(self, **kwargs: Any) -> None:

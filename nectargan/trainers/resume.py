@@ -21,6 +21,7 @@ from typing import Any
 
 from nectargan.errors import ConfigUserError
 from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers.lock import busy_without_checkpoint
 from nectargan.utils.mapping import flatten
 
 # Dotted keys (or prefixes ending in '.') that may change when a run is resumed.
@@ -92,7 +93,13 @@ def plan_resume(
     """
     from nectargan.config import Config
 
-    path = ckpt.find_checkpoint(experiment_dir, epoch)
+    try:
+        path = ckpt.find_checkpoint(experiment_dir, epoch)
+    except ckpt.CheckpointError:  # none yet: say so if a run is training there right now
+        busy = busy_without_checkpoint(experiment_dir, "--resume") if epoch == -1 else None
+        if busy is not None:
+            raise busy from None
+        raise
     header = read_header(path)
     base = Config.load(dict(header["config"]))
     old = flatten(base.to_dict())

@@ -138,7 +138,7 @@ class RunMonitor:
     def _stats_row(self, epoch: int) -> dict[str, Any]:
         t = self.trainer
         seconds = float(t.last_epoch_time)
-        images = self._images_per_epoch()
+        images = self._images_this_session()
         row = {"epoch": epoch, **{f"lr_{k}": v for k, v in self._lrs.items()}}
         row.update(
             images=images,
@@ -147,12 +147,15 @@ class RunMonitor:
         )
         return row
 
-    def _images_per_epoch(self) -> int:
+    def _images_this_session(self) -> int:
+        """The images this session trained in the epoch: after a mid-epoch resume, not the
+        batches an earlier session did (``last_epoch_time`` covers only this session's)."""
         t = self.trainer
         loader = t.train_loader
         per_rank = t.batches_per_epoch * loader.batch_size
         if not loader.drop_last:
             per_rank = min(per_rank, len(loader.dataset))
+        per_rank -= t.batches_skipped * loader.batch_size  # whole batches, before the last
         return per_rank * t.world_size
 
     # -- best checkpoint -------------------------------------------------------------------

@@ -181,6 +181,7 @@ class Trainer(metaclass=_SetupAfterInit):
         self._set_up = False
         self.monitor: Any = None  # per-epoch reporting (validation, lr, ...): run_monitor.py
         self.record: RunRecord | None = None  # run_status.json (main process, experiment dir)
+        self.epoch_lines = True  # print epoch_summary() after each epoch (False: silent)
         self._seed_and_threads()
         # setup() runs next, called by the metaclass once every __init__ has returned
 
@@ -202,6 +203,11 @@ class Trainer(metaclass=_SetupAfterInit):
     def global_step(self) -> int:
         """Optimizer steps over the whole training, across resumes."""
         return self.progress.global_step
+
+    @property
+    def batches_skipped(self) -> int:
+        """Batches of the current epoch an earlier session trained (a mid-epoch resume)."""
+        return self._epoch_skipped
 
     @property
     def vis(self) -> Any:
@@ -627,7 +633,8 @@ class Trainer(metaclass=_SetupAfterInit):
     def fit(self, after_epoch: Callable[[Trainer], None] | None = None) -> None:
         """Train from the current position (0, or where a resume left off) to the last epoch.
 
-        ``after_epoch(trainer)`` runs after each epoch (e.g. to print a summary).
+        ``after_epoch(trainer)`` runs after each epoch, in place of the printed
+        :meth:`epoch_summary` line (the CLI writes it above its progress bar).
         The dashboard thread is started once here and lives for the whole run:
         it is stopped (pending points pushed, env saved) and the visualizer
         closed when the run ends, normally, on Ctrl-C or on an error. An
@@ -644,6 +651,8 @@ class Trainer(metaclass=_SetupAfterInit):
                 self.train_paired(epoch)
                 if after_epoch is not None:
                     after_epoch(self)
+                else:
+                    self.print_epoch_line()
         except BaseException as exc:
             if self._handled_interrupt is not exc:
                 self._stop_dashboard_thread()
@@ -722,6 +731,8 @@ class Trainer(metaclass=_SetupAfterInit):
             self.monitor.epoch_finished()
         if self.record is not None:  # after everything the epoch does: "finished" is final
             self.record.epoch_done(self.epochs_completed, self.total_epochs)
+        if not self._in_fit:  # a loop of train_paired() calls: the line fit() prints
+            self.print_epoch_line()
         if not self._in_fit and self.epochs_completed >= self.total_epochs:
             self._finish_dashboard()  # the per-epoch loop's last epoch: training is over
 
@@ -755,6 +766,11 @@ class Trainer(metaclass=_SetupAfterInit):
         if position is None and "resume_global_step" in header:
             self.progress.restore(self.epochs_completed, int(header["resume_global_step"]))
         self._rewind_history(header, position)
+        self.show_history()
+
+    def show_history(self) -> None:
+        """A resumed run, once its records are cut back: redraw what the dashboard shows
+        from them (subclasses; the per-epoch windows are redrawn by the run monitor)."""
 
     def _rewind_history(
         self, header: Mapping[str, Any], position: Mapping[str, Any] | None
@@ -873,6 +889,12 @@ class Trainer(metaclass=_SetupAfterInit):
                 continue
             if isinstance(result, Path) and what == "write a checkpoint":
                 self.log(f"checkpoint written: {result}")
+
+    def print_epoch_line(self) -> None:
+        """The per-epoch line the CLI prints, on stdout (main process; off with
+        ``trainer.epoch_lines = False``)."""
+        if self.epoch_lines and self.is_main_process:
+            print(self.epoch_summary(), flush=True)
 
     def epoch_summary(self) -> str:
         return (
