@@ -178,7 +178,7 @@ def test_png_encoder_round_trips(h, w, seed):
     import numpy as np
     from PIL import Image
 
-    from nectargan.visualizer.visdom.images import png_bytes
+    from nectargan.visualizer.visdom.encoding import png_bytes
 
     rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
     decoded = np.asarray(Image.open(io.BytesIO(png_bytes(rgb))).convert("RGB"))

@@ -29,9 +29,7 @@ run and loss, named ``<run>/<loss>``.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +51,7 @@ from nectargan.review.experiment_reader import (
     timing_lines,
 )
 from nectargan.visualizer.visdom import panels
+from nectargan.visualizer.visdom.encoding import data_uri
 from nectargan.visualizer.visdom.transport import Endpoint, Transport, TransportError
 
 T = TypeVar("T")
@@ -200,12 +199,6 @@ def _rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def png_data_uri(image: Image.Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def image_bodies(
     env: str, epochs: Sequence[ExampleEpoch], notes: list[str], every_epoch: bool = True
 ) -> Iterator[tuple[int, str, bytes]]:
@@ -245,23 +238,9 @@ def slider_card(size: tuple[int, int], every_epoch: bool) -> Image.Image:
 
 
 def _image_message(env: str, image: Image.Image, caption: str, size: tuple[int, int]) -> bytes:
-    msg = {
-        "eid": env,
-        "win": EXAMPLES_WIN,
-        "data": [
-            {
-                "content": {"src": png_data_uri(image), "caption": caption},
-                "type": "image_history",
-            }
-        ],
-        "opts": {
-            "title": f"{TRIPLET_TITLE} per epoch",
-            "width": size[0],
-            "height": size[1] + 60,
-            "show_slider": True,
-        },
-    }
-    return json.dumps(msg).encode("utf-8")
+    src = data_uri(np.asarray(_rgb(image)))
+    title = f"{TRIPLET_TITLE} per epoch"
+    return panels.image_body(env, EXAMPLES_WIN, src, title, size, caption=caption, slider=True)
 
 
 def summary_html(experiments: Sequence[Experiment], notes: Sequence[str]) -> str:
@@ -298,25 +277,6 @@ def text_body(env: str, text: str, title: str) -> bytes:
 # -- sending ----------------------------------------------------------------------------
 
 
-class Sender:
-    """Posts messages with timeouts and counts requests/bytes; errors name the server."""
-
-    def __init__(self, server: str, port: int, timeout: float) -> None:
-        self.endpoint = Endpoint.parse(server, port)
-        self.transport = Transport(self.endpoint, (min(5.0, timeout), timeout))
-        self.requests = 0
-        self.bytes_sent = 0
-
-    def post(self, endpoint: str, body: bytes | dict[str, Any]) -> str:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
-        self.requests += 1
-        self.bytes_sent += len(data)
-        return self.transport.post(endpoint, data)
-
-    def close(self) -> None:
-        self.transport.close()
-
-
 def replay(
     experiments: Sequence[Experiment],
     env: str | None = None,
@@ -335,8 +295,9 @@ def replay(
         raise ValueError("replay needs at least one experiment directory")
     compare.check_distinct(experiments)
     env = env or default_env(experiments)
-    sender = Sender(server, port, timeout)
-    result = ReplayResult(env=env, url=f"{sender.endpoint.url}/env/{quote(env, safe='')}")
+    endpoint = Endpoint.parse(server, port)
+    sender = Transport(endpoint, (min(5.0, timeout), timeout))  # the live dashboard's sender
+    result = ReplayResult(env=env, url=f"{endpoint.url}/env/{quote(env, safe='')}")
     started = time.perf_counter()
     try:
         _open_env(sender, env, clear)
@@ -361,14 +322,14 @@ def replay(
     return result
 
 
-def _open_env(sender: Sender, env: str, clear: bool) -> None:
+def _open_env(sender: Transport, env: str, clear: bool) -> None:
     sender.post(f"env/{quote(env, safe='')}", {"eid": env})
     if clear:
         sender.post("close", {"eid": env, "win": None})
 
 
 def _send_losses(
-    sender: Sender, env: str, experiments: Sequence[Experiment], result: ReplayResult
+    sender: Transport, env: str, experiments: Sequence[Experiment], result: ReplayResult
 ) -> None:
     specs = loss_windows(experiments)
     for spec in specs:
@@ -379,7 +340,7 @@ def _send_losses(
             result.notes.append(f"{label}: no loss records to graph")
 
 
-def _send_panels(sender: Sender, env: str, exp: Experiment, result: ReplayResult) -> None:
+def _send_panels(sender: Transport, env: str, exp: Experiment, result: ReplayResult) -> None:
     """The live dashboard's per-epoch windows, from the run's files."""
     windows = (
         (panels.VAL_METRICS, panels.val_points(exp.val_metrics), "val_metrics.json"),
@@ -401,7 +362,7 @@ def _send_panels(sender: Sender, env: str, exp: Experiment, result: ReplayResult
 
 
 def _send_examples(
-    sender: Sender, env: str, exp: Experiment, limit: int, result: ReplayResult
+    sender: Transport, env: str, exp: Experiment, limit: int, result: ReplayResult
 ) -> None:
     chosen = pick_epochs(exp.examples, limit)
     if not exp.examples:
@@ -425,7 +386,7 @@ def _send_examples(
 
 
 def _send_comparison(
-    sender: Sender, env: str, experiments: Sequence[Experiment], result: ReplayResult
+    sender: Transport, env: str, experiments: Sequence[Experiment], result: ReplayResult
 ) -> None:
     """Every run's validation curves in one window, and the comparison table pane."""
     summaries = compare.summarize(experiments, run_labels(experiments))

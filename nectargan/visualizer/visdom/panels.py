@@ -262,12 +262,45 @@ def throughput_points(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[list
 # -- run_info ---------------------------------------------------------------------------------
 
 
-def text_body(env: str, win: str, text: str, title: str, size: tuple[int, int]) -> bytes:
+def text_body(
+    env: str, win: str, text: str, title: str | None = None, size: tuple[int, int] | None = None
+) -> bytes:
+    """A text (HTML) window's whole ``/events`` body: live text windows and replay's panes."""
+    opts: dict[str, Any] = {"title": title} if title else {}
+    if size is not None:
+        opts["width"], opts["height"] = size
+    msg = {"eid": env, "win": win, "data": [{"content": text, "type": "text"}], "opts": opts}
+    return json.dumps(msg).encode("utf-8")
+
+
+def image_body(
+    env: str,
+    win: str,
+    src: str,
+    title: str,
+    size: tuple[int, int],
+    *,
+    caption: str | None = None,
+    slider: bool = False,
+) -> bytes:
+    """An image window's body: the live grid, or one position of replay's example slider.
+
+    ``slider``: an ``image_history`` entry (Visdom adds each to the window's slider,
+    posted to ``update`` after the first); its window is 60 px taller for the slider.
+    """
+    opts: dict[str, Any] = {"title": title, "width": size[0], "height": size[1]}
+    if slider:
+        opts.update(height=size[1] + 60, show_slider=True)
     msg = {
         "eid": env,
         "win": win,
-        "data": [{"content": text, "type": "text"}],
-        "opts": {"title": title, "width": size[0], "height": size[1]},
+        "data": [
+            {
+                "content": {"src": src, "caption": caption},
+                "type": "image_history" if slider else "image",
+            }
+        ],
+        "opts": opts,
     }
     return json.dumps(msg).encode("utf-8")
 

@@ -114,6 +114,8 @@ class Transport:
         self._cookie: str | None = None
         self._conn: http.client.HTTPConnection | None = None
         self.connection_count = 0
+        self.requests = 0  # posts asked for (a retried one counts once)
+        self.bytes_sent = 0  # their bodies' bytes
 
     # -- public -------------------------------------------------------------
 
@@ -125,6 +127,8 @@ class Transport:
         ``timeout`` caps both phases for this request (used to honour deadlines).
         """
         data = _encode_body(body)
+        self.requests += 1
+        self.bytes_sent += len(data)
         for attempt in range(2):
             reused = self._conn is not None
             try:

@@ -15,11 +15,18 @@ connection (possibly a restarted server) has not seen.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
-from nectargan.visualizer.visdom.images import Triplet, data_uri, display_size, render_grid
-from nectargan.visualizer.visdom.panels import PanelSpec, lines_body, loss_spec, panel_body
+from nectargan.visualizer.visdom.encoding import data_uri
+from nectargan.visualizer.visdom.images import Triplet, display_size, render_grid
+from nectargan.visualizer.visdom.panels import (
+    PanelSpec,
+    image_body,
+    lines_body,
+    loss_spec,
+    panel_body,
+    text_body,
+)
 from nectargan.visualizer.visdom.series import Series
 
 PANEL_MAX_POINTS = 5000  # per series of a per-epoch panel: 5000 epochs exact
@@ -111,13 +118,7 @@ class ImageWindow(Window):
     def body(self, env: str) -> bytes:
         f = self._fields
         assert f is not None
-        msg = {
-            "eid": env,
-            "win": self.win,
-            "data": [{"content": {"src": f["src"], "caption": None}, "type": "image"}],
-            "opts": {"title": f["title"], "width": f["width"], "height": f["height"]},
-        }
-        return json.dumps(msg).encode("utf-8")
+        return image_body(env, self.win, f["src"], f["title"], (f["width"], f["height"]))
 
 
 class TextWindow(Window):
@@ -137,16 +138,7 @@ class TextWindow(Window):
         self.touch()
 
     def body(self, env: str) -> bytes:
-        opts: dict = {"title": self.title} if self.title else {}
-        if self.size is not None:
-            opts["width"], opts["height"] = self.size
-        msg = {
-            "eid": env,
-            "win": self.win,
-            "data": [{"content": self.text, "type": "text"}],
-            "opts": opts,
-        }
-        return json.dumps(msg).encode("utf-8")
+        return text_body(env, self.win, self.text or "", self.title, self.size)
 
 
 class PanelWindow(Window):
