@@ -17,6 +17,7 @@ from typing import Any
 from nectargan.config.augment_schema import from_upstream as augment_from_upstream
 from nectargan.config.problems import ConfigError
 from nectargan.config.schema import EXPERIMENT_NAME, SECTIONS
+from nectargan.utils.numbers import is_int
 
 BLOCK_TYPES = {"UnetBlock": "plain", "ResidualUnetBlock": "residual"}
 UPSAMPLE = {"Transposed": "transpose", "Bilinear": "bilinear"}
@@ -204,7 +205,7 @@ class _Converter:
         if "features" in n:
             self.put(f"{prefix}.features", n["features"])
         downs = n.get("n_downs", UPSTREAM_N_DOWNS)
-        if isinstance(downs, int) and not isinstance(downs, bool):
+        if is_int(downs):
             self.put(f"{prefix}.n_downs", downs + UPSTREAM_EXTRA_LEVELS)
             if "n_downs" in n:
                 self.note(

@@ -21,6 +21,7 @@ from PIL import Image
 from nectargan.dataset.io import SPLITS, list_images
 from nectargan.dataset.tools import check_ratios, split_counts
 from nectargan.errors import DataExistsError, DataUserError
+from nectargan.utils.numbers import is_int
 from nectargan.utils.outputs import output_dir
 
 MANIFEST = "dataset.json"
@@ -180,9 +181,9 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
 
 
 def _check_args(n: int, size: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise DataUserError(f"n {n!r} must be a positive integer number of pairs")
-    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+    if not is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
         raise DataUserError(
             f"size {size!r} must be an integer >= {MIN_SIZE} and <= {MAX_SIZE} pixels"
         )

@@ -13,13 +13,14 @@ import torch
 
 from nectargan.errors import CheckpointUserError
 from nectargan.inference.model_info import ModelInfo
+from nectargan.utils.numbers import is_int
 
 LATEST, BEST = "latest", "best"
 
 
 def parse_epoch(text: str | int) -> int | str:
     """``'latest'`` / ``-1`` -> ``'latest'``; ``'best'``; ``'7'`` -> 7; anything else is refused."""
-    if isinstance(text, int) and not isinstance(text, bool):
+    if is_int(text):
         value = text
     else:
         word = str(text).strip().lower()

@@ -36,6 +36,7 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_writer
+from nectargan.utils.numbers import is_number
 
 FORMAT = layout.LOSS_LOG_FORMAT
 VERSION = layout.LOSS_LOG_VERSION
@@ -288,7 +289,7 @@ def _columns(cols: Any, where: str, name: str, problems: list[str]) -> dict[str,
 
 
 def _is_number_or_null(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    return value is None or (is_number(value))
 
 
 def _is_finite(value: Any) -> bool:

@@ -42,7 +42,6 @@ epoch=0)``, ``get_registered_losses(query=, strip=)``,
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from torch import Tensor, nn
 
 from nectargan.losses.loss_log import FIELDS, LossLog
 from nectargan.scheduling.schedule import Schedule
+from nectargan.utils.numbers import check_int, is_number
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
 
@@ -133,9 +133,9 @@ class LossManager:
             history_size = history_buffer_size
         if enable_logging is not None:
             log_losses = enable_logging
-        _check_positive_int("history_size", history_size)
+        check_int("history_size", history_size)
         if sync_every is not None:
-            _check_positive_int("sync_every", sync_every)
+            check_int("sync_every", sync_every)
         self.history_size = history_size
         self.sync_every = sync_every
         self.config = config
@@ -233,11 +233,7 @@ class LossManager:
         if loss.schedule is None:
             return float(loss.weight)
         weight = loss.schedule(epoch)
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not math.isfinite(weight)
-        ):
+        if not is_number(weight, finite=True):
             raise ValueError(f"schedule of loss {name!r} returned {weight!r} at epoch {epoch!r}")
         return float(weight)
 
@@ -324,7 +320,7 @@ class LossManager:
             return {}
         values = self.read_back(list(tensors.values()))
         if precision is not None:
-            _check_positive_int("precision", precision, minimum=0)
+            check_int("precision", precision, minimum=0)
             values = [round(v, precision) for v in values]
         return dict(zip(tensors, values, strict=True))
 
@@ -347,7 +343,7 @@ class LossManager:
             name: self._latest[name].weight for name in self._select(query) if name in self._latest
         }
         if precision is not None:
-            _check_positive_int("precision", precision, minimum=0)
+            check_int("precision", precision, minimum=0)
             weights = {name: round(w, precision) for name, w in weights.items()}
         return weights
 
@@ -505,7 +501,7 @@ def _validated(name: str, loss: object) -> RegisteredLoss:
     if not callable(loss.function):
         raise TypeError(f"loss {name!r}: function must be callable f(x, y), got {loss.function!r}")
     w = loss.weight
-    if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+    if not is_number(w, finite=True):
         raise ValueError(f"loss {name!r}: weight must be a finite number, got {w!r}")
     if loss.schedule is not None and not callable(loss.schedule):
         raise TypeError(
@@ -526,8 +522,3 @@ def _describe(loss: RegisteredLoss) -> dict[str, Any]:
     else:
         described = None
     return {"tags": list(loss.tags), "weight": float(loss.weight), "schedule": described}
-
-
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")

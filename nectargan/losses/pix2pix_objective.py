@@ -32,7 +32,6 @@ unknown ``lambda_*`` keys, which are almost certainly typos and are refused.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from nectargan.losses.losses import (
 )
 from nectargan.losses.vgg import find_vgg19_weights
 from nectargan.scheduling.schedule import Schedule
+from nectargan.utils.numbers import is_number
 
 SUBSPECS: tuple[str, ...] = LOSS_SUBSPECS
 # The schema's train.loss defaults (subspec is passed separately).
@@ -103,12 +103,7 @@ def _resolve(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_lambda(key: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_number(value, finite=True) or value < 0:
         raise ValueError(f"loss config {key!r} must be a finite number >= 0, got {value!r}")
     return float(value)
 

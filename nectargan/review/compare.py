@@ -22,6 +22,7 @@ from nectargan.errors import ExperimentUserError
 from nectargan.review.experiment_reader import Experiment, read_experiment
 from nectargan.runs import records
 from nectargan.utils.mapping import flatten
+from nectargan.utils.numbers import is_number
 from nectargan.visualizer.visdom.panels import VAL_COLUMNS, VAL_METRICS, Pane
 
 # matplotlib's "C0".."C9" and Plotly's default colourway are the same ten colours:
@@ -248,7 +249,7 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value, finite=True)
 
 
 def _mean(values: Iterable[Any]) -> float | None:

@@ -44,6 +44,7 @@ from nectargan.runs import records
 from nectargan.runs.status import RunStatus, read_status
 from nectargan.utils import rows_json
 from nectargan.utils.durations import format_duration
+from nectargan.utils.numbers import is_number
 
 # The loss log's names, under the names this module has always exported.
 INDEX_NAME, SEGMENT_DIR, FIELDS = LOSS_LOG_INDEX, LOSS_LOG_DIR, LOSS_LOG_FIELDS
@@ -353,7 +354,7 @@ def _read_run_metrics(exp: Experiment) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value, finite=True)
 
 
 def _read_checkpoints(exp: Experiment) -> None:

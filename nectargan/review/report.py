@@ -42,6 +42,7 @@ from nectargan.review.experiment_reader import (
     timing_lines,
 )
 from nectargan.review.replay import DEFAULT_MAX_IMAGE_EPOCHS, pick_epochs, tag_title
+from nectargan.utils.numbers import is_number
 from nectargan.visualizer.visdom.panels import (
     VAL_METRICS,
     lr_points,
@@ -434,7 +435,7 @@ def _copy(src: Path, dest: Path, result: ReportResult) -> Path | None:
 
 
 def _num(value: object) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if is_number(value):
         return f"{value:.4g}"
     return _e(str(value)) if value is not None else ""
 

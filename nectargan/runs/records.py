@@ -35,6 +35,7 @@ from typing import Any
 from nectargan import experiment_layout as layout
 from nectargan.utils import rows_json
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.numbers import is_int, is_number
 
 VAL_METRICS_FILE = layout.VAL_METRICS_FILE
 EPOCH_STATS_FILE = layout.EPOCH_STATS_FILE
@@ -57,7 +58,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _good_row(row: Any) -> bool:
     epoch = row.get("epoch") if isinstance(row, dict) else None
-    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1
+    return is_int(epoch) and epoch >= 1
 
 
 def read_rows(experiment_dir: str | Path, name: str) -> list[dict[str, Any]]:
@@ -97,7 +98,7 @@ def best_row(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value, finite=True)
 
 
 def _clean(value: Any) -> Any:

@@ -13,13 +13,13 @@ base lr of a new schedule.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from nectargan.scheduling.schedule import Schedule
+from nectargan.utils.numbers import is_int, is_number
 
 LRFunction = Callable[[float], float]
 
@@ -120,19 +120,19 @@ def _per_group(schedules: LRFunction | Sequence[LRFunction], n_groups: int) -> l
 
 
 def _check_epoch(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"last_epoch must be an int >= 0 (epochs completed), got {value!r}")
     return value
 
 
 def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     return value
 
 
 def _check_lr(value: object, where: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value, finite=True):
         raise ValueError(f"learning rate at {where!r} must be a finite number, got {value!r}")
     if value < 0:
         raise ValueError(f"learning rate at {where!r} must be >= 0, got {value!r}")

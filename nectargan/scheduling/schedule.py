@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from nectargan.utils.numbers import is_number
+
 Easing = Callable[[float], float]
 
 ScheduleKind = Literal["linear", "exponential"]
@@ -36,7 +38,7 @@ KINDS: tuple[str, ...] = get_args(ScheduleKind)  # also the config's train.loss.
 
 def _check_number(name: str, value: object) -> float:
     """A finite real number, or a ValueError naming ``name`` and what it got."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise TypeError(f"Schedule {name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"Schedule {name} must be finite, got {value!r}")
@@ -105,7 +107,7 @@ class Schedule:
     def _ease(self, t: float) -> float:
         """Call the user's easing curve, refusing anything but a finite number."""
         fraction = self.kind(t)  # type: ignore[operator]
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        if not is_number(fraction):
             raise TypeError(f"Schedule kind {self.kind!r} must return a number, got {fraction!r}")
         if not math.isfinite(fraction):
             raise ValueError(f"Schedule kind {self.kind!r} returned {fraction!r} at t={t!r}")

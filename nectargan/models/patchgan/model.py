@@ -7,6 +7,7 @@ from torch import nn
 
 from nectargan.models.init import init_weights
 from nectargan.models.norm import check_norm, has_norm, make_norm
+from nectargan.utils.numbers import is_int
 
 KERNEL = 4
 PADDING = 1
@@ -73,7 +74,7 @@ class PatchGANDiscriminator(nn.Module):
             ("max_channels", max_channels),
             ("n_layers", n_layers),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if max_channels < base_channels:
             raise ValueError(

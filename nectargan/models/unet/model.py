@@ -8,6 +8,7 @@ from torch import nn
 from nectargan.models.init import init_weights
 from nectargan.models.norm import check_norm
 from nectargan.models.unet.blocks import down_block, output_block, up_block
+from nectargan.utils.numbers import is_int
 
 BLOCK_TYPES = ("plain", "residual")
 UPSAMPLE_MODES = ("transpose", "bilinear")
@@ -24,7 +25,7 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 

@@ -32,6 +32,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from nectargan.utils.numbers import is_int, is_number
+
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 5.0
 
@@ -62,7 +64,7 @@ class Endpoint:
             raise ValueError(f"server must use http or https, got {server!r}")
         if not parts.hostname:
             raise ValueError(f"server has no host name: {server!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        if not is_int(port) or not 0 < port < 65536:
             raise ValueError(f"port must be an integer in 1..65535, got {port!r}")
         return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
@@ -79,10 +81,7 @@ class Endpoint:
 def _timeouts(value: float | tuple[float, float]) -> tuple[float, float]:
     """``request_timeout`` is one number for both phases or ``(connect, read)``."""
     pair = value if isinstance(value, tuple) else (value, value)
-    if len(pair) != 2 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
-        for v in pair
-    ):
+    if len(pair) != 2 or not all(is_number(v) and v > 0 and math.isfinite(v) for v in pair):
         raise ValueError(
             f"request_timeout must be a positive finite number or a (connect, read) pair, got {value!r}"
         )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import sys
 import time
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from urllib.parse import quote
 
 import torch
 
+from nectargan.utils.numbers import check_int, is_int, is_number
 from nectargan.visualizer.visdom.engine import (
     GRID,
     LOSS_D,
@@ -108,8 +108,8 @@ class VisdomVisualizer:
         _check_positive("stop_timeout", stop_timeout)
         if save_interval is not None:
             _check_positive("save_interval", save_interval)
-        _check_int("max_points", max_points, minimum=2)
-        _check_int("max_image_rows", max_image_rows, minimum=1)
+        check_int("max_points", max_points, minimum=2)
+        check_int("max_image_rows", max_image_rows, minimum=1)
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
         self.env = env
@@ -400,24 +400,14 @@ class _held:
 
 def _check_positive(name: str, value: object) -> None:
     """A positive, finite number: ``inf`` would overflow the thread and socket timeouts."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value > 0
-        or not math.isfinite(value)
-    ):
+    if not is_number(value, finite=True) or not value > 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_step(step: object) -> float:
     if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.dtype.is_complex:
         step = step.item()
-    if isinstance(step, bool) or not isinstance(step, numbers.Real):
+    if not is_number(step):
         raise TypeError(f"graph_step must be a real number, got {type(step).__name__}")
     value = float(step)
     if not math.isfinite(value):
@@ -440,7 +430,7 @@ def _snapshot_losses(name: str, losses: object) -> dict[str, LossValue]:
 
 
 def _is_pixels(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return is_int(value) and value > 0
 
 
 def _as_host_float(value: LossValue) -> float:
@@ -460,7 +450,7 @@ def _loss_value(name: str, key: str, value: object) -> LossValue:
         if value.device.type == "meta":
             raise ValueError(f"{name}[{key!r}] is on the meta device and holds no data")
         return value.detach().reshape(()).clone()  # read on the engine side: no device sync here
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise TypeError(
             f"{name}[{key!r}] must be a number or a 1-element tensor, got {type(value).__name__}"
         )
