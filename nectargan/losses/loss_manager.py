@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,43 +51,14 @@ import torch
 from torch import Tensor, nn
 
 from nectargan.losses.loss_log import FIELDS, LossLog
-from nectargan.scheduling.schedule import Schedule
+from nectargan.losses.registered import (
+    LossFunction,
+    Record,
+    RegisteredLoss,
+    describe_loss,
+    validated_loss,
+)
 from nectargan.utils.numbers import check_int, is_number
-
-LossFunction = Callable[[Tensor, Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class RegisteredLoss:
-    """What a spec returns per loss name: the function, its weight, schedule and tags.
-
-    ``weight`` is used when there is no ``schedule``; with one, the weight at
-    each epoch is ``schedule(epoch)``. Frozen, and each instance owns its
-    values, so no two losses can end up sharing one weight.
-    """
-
-    function: LossFunction
-    weight: float = 1.0
-    schedule: Callable[[float], float] | None = None
-    tags: tuple[str, ...] = ()
-
-    @property
-    def loss_weight(self) -> float:
-        """Upstream's name for ``weight``."""
-        return self.weight
-
-
-class Record(NamedTuple):
-    """One computed value, as kept in the history."""
-
-    epoch: float
-    step: int
-    raw: float
-    weight: float
-
-    @property
-    def weighted(self) -> float:
-        return self.raw * self.weight
 
 
 class _Pending(NamedTuple):
@@ -182,13 +152,13 @@ class LossManager:
             raise ValueError(
                 f"loss {name!r} is already registered (registered: {list(self._losses)})"
             )
-        loss = _validated(name, loss)
+        loss = validated_loss(name, loss)
         self._losses[name] = loss
         self._history[name] = deque(maxlen=self.history_size)
         self._steps[name] = 0
         if self._log is not None:
             self._steps[name] = self._log.last_steps().get(name, -1) + 1
-            self._log.describe_loss(name, _describe(loss))
+            self._log.describe_loss(name, describe_loss(loss))
 
     def init_from_spec(
         self, spec_fn: Callable[..., Mapping[str, RegisteredLoss]], *args: Any, **kwargs: Any
@@ -203,7 +173,7 @@ class LossManager:
         if clashes:
             raise ValueError(f"losses {clashes} are already registered (registered: {self.names})")
         for name, loss in spec.items():
-            _validated(name, loss)  # all or nothing: check every loss before adding any
+            validated_loss(name, loss)  # all or nothing: check every loss before adding any
         for name, loss in spec.items():
             self.add(name, loss)
 
@@ -412,7 +382,7 @@ class LossManager:
         lines = []
         for name, loss in self._losses.items():
             how = (
-                f"schedule {_describe(loss)['schedule']}"
+                f"schedule {describe_loss(loss)['schedule']}"
                 if loss.schedule
                 else f"weight {loss.weight:g}"
             )
@@ -493,32 +463,3 @@ def _config_device(config: Any) -> torch.device | None:
         raise ValueError(
             f"config common.device: expected a torch device name, got {name!r}"
         ) from exc
-
-
-def _validated(name: str, loss: object) -> RegisteredLoss:
-    if not isinstance(loss, RegisteredLoss):
-        raise TypeError(f"loss {name!r} must be a RegisteredLoss, got {loss!r}")
-    if not callable(loss.function):
-        raise TypeError(f"loss {name!r}: function must be callable f(x, y), got {loss.function!r}")
-    w = loss.weight
-    if not is_number(w, finite=True):
-        raise ValueError(f"loss {name!r}: weight must be a finite number, got {w!r}")
-    if loss.schedule is not None and not callable(loss.schedule):
-        raise TypeError(
-            f"loss {name!r}: schedule must be a Schedule or callable(epoch), got {loss.schedule!r}"
-        )
-    if not all(isinstance(t, str) and t for t in loss.tags):
-        raise ValueError(f"loss {name!r}: tags must be non-empty strings, got {loss.tags!r}")
-    return loss
-
-
-def _describe(loss: RegisteredLoss) -> dict[str, Any]:
-    """JSON-friendly static description of a loss, for the log index."""
-    schedule = loss.schedule
-    if isinstance(schedule, Schedule):
-        described: Any = schedule.to_dict()
-    elif schedule is not None:
-        described = getattr(schedule, "__name__", type(schedule).__name__)
-    else:
-        described = None
-    return {"tags": list(loss.tags), "weight": float(loss.weight), "schedule": described}

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nectargan.config.schema import LOSS_SUBSPECS, LossConfig, field_default
-from nectargan.losses.loss_manager import RegisteredLoss
+from nectargan.losses.registered import RegisteredLoss
 from nectargan.losses.losses import (
     DEFAULT_VGG_LAYERS,
     LaplacianLoss,
