@@ -8,7 +8,7 @@ import time
 import torch
 from test_visualizer_spec import connect, grid_pixels
 
-from nectargan.visualizer.visdom.engine import Handoff
+from nectargan.visualizer.visdom.handoff import Handoff
 
 
 def solid(rgb: tuple[float, float, float], size: int = 32) -> torch.Tensor:

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from nectargan.config.schema import LOSS_SUBSPECS, LossConfig, field_default
-from nectargan.losses.registered import RegisteredLoss
 from nectargan.losses.losses import (
     DEFAULT_VGG_LAYERS,
     LaplacianLoss,
@@ -47,6 +46,7 @@ from nectargan.losses.losses import (
     l1_loss,
     mse_loss,
 )
+from nectargan.losses.registered import RegisteredLoss
 from nectargan.losses.vgg import find_vgg19_weights
 from nectargan.scheduling.schedule import Schedule
 from nectargan.utils.numbers import is_number

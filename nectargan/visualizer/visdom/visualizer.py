@@ -35,11 +35,10 @@ from nectargan.visualizer.visdom.engine import (
     LOSS_D,
     LOSS_G,
     Engine,
-    LossValue,
-    Step,
     VisualizerStats,
     Worker,
 )
+from nectargan.visualizer.visdom.handoff import LossValue, Step
 from nectargan.visualizer.visdom.images import (
     IMAGE_FORMATS,
     Triplet,
