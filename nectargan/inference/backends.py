@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
+from nectargan.errors import DataUserError
 from nectargan.inference.model_info import ModelInfo
 
 
@@ -63,8 +64,6 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime's own error types
             if not self.foreign:
                 raise
-            from nectargan.errors import DataUserError
-
             raise DataUserError(
                 f"the model rejected a {tuple(x.shape)} input ({str(exc).splitlines()[0]}); "
                 "it is not a NectarGAN export, so its size rules are unknown: try --resize, "

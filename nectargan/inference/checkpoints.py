@@ -11,8 +11,11 @@ from typing import Any
 
 import torch
 
+from nectargan.config import Config
 from nectargan.errors import CheckpointUserError
 from nectargan.inference.model_info import ModelInfo
+from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers.builders import build_generator
 from nectargan.utils.numbers import is_int
 
 LATEST, BEST = "latest", "best"
@@ -43,8 +46,6 @@ def parse_epoch(text: str | int) -> int | str:
 
 def resolve_checkpoint(experiment_dir: str | Path, epoch: str | int = LATEST) -> Path:
     """The checkpoint file ``epoch`` names in ``experiment_dir`` (a number, 'latest', 'best')."""
-    from nectargan.trainers import checkpoint as ckpt
-
     spec = parse_epoch(epoch)
     if spec == BEST:  # checkpoints/best.pt, written by live validation
         return ckpt.find_checkpoint(experiment_dir, BEST)
@@ -62,10 +63,6 @@ def load_inference_generator(
     statistics gathered in training, so an image's output does not depend on which
     other images share its batch, and runs repeat exactly (see docs/inference.md).
     """
-    from nectargan.config import Config
-    from nectargan.trainers import checkpoint as ckpt
-    from nectargan.trainers.builders import build_generator
-
     path = resolve_checkpoint(experiment_dir, epoch)
     state = ckpt.load_checkpoint(path, map_location=device)
     config = Config.load(state["config"])

@@ -21,7 +21,14 @@ from PIL import Image
 from nectargan.dataset.io import side_by_side as join_side_by_side
 from nectargan.errors import DataUserError
 from nectargan.inference.backends import Backend
-from nectargan.inference.inputs import InputItem, read_input
+from nectargan.inference.inputs import (
+    InputItem,
+    collect_inputs,
+    read_input,
+    readable_inputs,
+    skipped_warning,
+)
+from nectargan.inference.memory import default_budget
 from nectargan.inference.sizing import Fitted, fit_image, unfit_output
 from nectargan.inference.tiling import TileRequest, choose_plan, run_tiled
 from nectargan.utils.atomic import atomic_writer
@@ -165,8 +172,6 @@ def infer_images(
 
 def tile_request(backend: Backend, mode: str, options: InferOptions) -> TileRequest | None:
     """What tiling may do here; None when it cannot apply (resized or fixed-size inputs)."""
-    from nectargan.inference.memory import default_budget
-
     asked = options.tile not in (None, 0)
     if options.tile is not None and options.tile < 0:
         raise DataUserError(
@@ -214,8 +219,6 @@ def run_on_inputs(
     The one entry point behind ``nectargan infer`` for both backends. Raises
     :class:`DataUserError` for a bad named file or when nothing is left to run.
     """
-    from nectargan.inference.inputs import collect_inputs, readable_inputs, skipped_warning
-
     stream = stream if stream is not None else sys.stderr
     info = backend.info
     found = readable_inputs(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from nectargan.inference.model_info import ModelInfo
+from nectargan.trainers.evaluate import eval_dataset
 
 N_REAL = 4
 
@@ -29,8 +30,6 @@ def torch_outputs(generator: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
 
 def real_images(config: Any, hw: tuple[int, int], n: int = N_REAL) -> tuple[np.ndarray | None, str]:
     """Up to ``n`` eval-mode inputs from the run's test, else val split (resized to ``hw``)."""
-    from nectargan.trainers.evaluate import eval_dataset
-
     for split in ("test", "val"):
         try:
             dataset = eval_dataset(config, split)

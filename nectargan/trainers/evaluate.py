@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Subset
 from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.dataset import PairedDataset
+from nectargan.dataset.io import has_images
 from nectargan.errors import MissingDataError
 from nectargan.metrics import MetricAverager, all_metrics
 from nectargan.models import UnetGenerator
@@ -70,8 +71,6 @@ def evaluable_split(root: str | Path, split: str = "test") -> str:
 
     Never ``train``: scores on the training images would look better than the model is.
     """
-    from nectargan.dataset.io import has_images
-
     root = Path(root)
     if split == "test" and not has_images(root / "test") and has_images(root / "val"):
         return "val"
