@@ -7,8 +7,9 @@ The names below are loaded on first use, so a torch-free submodule (``download``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nectargan.utils.lazy import lazy_names
 
 _WHERE = {
     "AugmentConfig": "augment",
@@ -36,10 +37,4 @@ if TYPE_CHECKING:
     from nectargan.dataset.synth import generate_synthetic_dataset
     from nectargan.dataset.tools import pair_folders, split_dataset
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -6,22 +6,17 @@ log's reader and writer) can be used without loading torch, e.g. by a replay.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nectargan.utils.lazy import lazy_names
 
 _WHERE = {
-    "read_loss_log": "nectargan.losses.loss_log",
-    "LossManager": "nectargan.losses.loss_manager",
-    "Record": "nectargan.losses.loss_manager",
-    "RegisteredLoss": "nectargan.losses.loss_manager",
-    "SUBSPECS": "nectargan.losses.pix2pix_objective",
-    "pix2pix": "nectargan.losses.pix2pix_objective",
+    "read_loss_log": "loss_log",
+    "LossManager": "loss_manager",
+    "Record": "registered",
+    "RegisteredLoss": "registered",
+    "SUBSPECS": "pix2pix_objective",
+    "pix2pix": "pix2pix_objective",
 }
 
 __all__ = ["SUBSPECS", "LossManager", "Record", "RegisteredLoss", "pix2pix", "read_loss_log"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'nectargan.losses' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -26,6 +26,7 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.processes import pid_alive
 
 STATUS_FILE = layout.RUN_STATUS_FILE
 FORMAT = "nectargan.run_status"
@@ -175,15 +176,7 @@ def _pid_in_lock_file_alive(path: Path) -> bool:
         pid = int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 # -- writing (the run itself) -----------------------------------------------------------

@@ -6,8 +6,9 @@ Loaded on first use: the config schema imports :mod:`nectargan.scheduling.schedu
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nectargan.utils.lazy import lazy_names
 
 _WHERE = {
     "KINDS": "schedule",
@@ -21,10 +22,4 @@ if TYPE_CHECKING:
     from nectargan.scheduling.lr_scheduler import LRScheduler, make_pix2pix_lr_scheduler
     from nectargan.scheduling.schedule import KINDS, Schedule
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

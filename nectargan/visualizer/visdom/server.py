@@ -26,6 +26,7 @@ from pathlib import Path
 from nectargan.errors import ConfigUserError, ServerUserError
 from nectargan.utils.atomic import atomic_write_text
 from nectargan.utils.outputs import output_dir
+from nectargan.utils.processes import pid_alive
 from nectargan.visualizer.visdom.assets import assets_present
 from nectargan.visualizer.visdom.origin_guard import check_allow_host
 
@@ -186,21 +187,6 @@ def read_record(port: int) -> ServerRecord | None:
 
 def _write_record(record: ServerRecord) -> None:
     atomic_write_text(pid_file(record.port), json.dumps(asdict(record), indent=2), fsync=False)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _is_our_server(pid: int) -> bool:
