@@ -27,3 +27,10 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     if not is_int(value) or value < minimum:  # type: ignore[operator]
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_positive_ints(**values: object) -> None:
+    """A ValueError naming the first of ``values`` that is not an int >= 1 (sizes, counts)."""
+    for name, value in values.items():
+        if not is_int(value) or value < 1:  # type: ignore[operator]
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -7,7 +7,7 @@ from torch import nn
 
 from nectargan.models.init import init_weights
 from nectargan.models.norm import check_norm, has_norm, make_norm
-from nectargan.utils.numbers import is_int
+from nectargan.utils.numbers import check_positive_ints
 
 KERNEL = 4
 PADDING = 1
@@ -67,15 +67,13 @@ class PatchGANDiscriminator(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("base_channels", base_channels),
-            ("max_channels", max_channels),
-            ("n_layers", n_layers),
-        ):
-            if not is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            base_channels=base_channels,
+            max_channels=max_channels,
+            n_layers=n_layers,
+        )
         if max_channels < base_channels:
             raise ValueError(
                 f"max_channels {max_channels} must be >= base_channels {base_channels}"

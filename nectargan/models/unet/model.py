@@ -8,7 +8,7 @@ from torch import nn
 from nectargan.models.init import init_weights
 from nectargan.models.norm import check_norm
 from nectargan.models.unet.blocks import down_block, output_block, up_block
-from nectargan.utils.numbers import is_int
+from nectargan.utils.numbers import check_positive_ints
 
 BLOCK_TYPES = ("plain", "residual")
 UPSAMPLE_MODES = ("transpose", "bilinear")
@@ -22,11 +22,6 @@ DROPOUT_P = 0.5
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} {value!r} is not supported; expected one of {', '.join(allowed)}")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class UnetGenerator(nn.Module):
@@ -49,13 +44,9 @@ class UnetGenerator(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("features", features),
-            ("n_downs", n_downs),
-        ):
-            _check_positive_int(name, value)
+        check_positive_ints(
+            in_channels=in_channels, out_channels=out_channels, features=features, n_downs=n_downs
+        )
         _check_choice("block_type", block_type, BLOCK_TYPES)
         _check_choice("upsample", upsample, UPSAMPLE_MODES)
         check_norm(norm)
