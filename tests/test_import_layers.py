@@ -8,6 +8,7 @@ the table in docs/architecture.md; this test is what keeps that page true.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nectargan
@@ -177,3 +178,15 @@ def test_the_checks_see_a_circle_and_a_lazy_import(tmp_path):
     known = {"nectargan.cli.main"}
     found = imported_modules("nectargan.utils.lazy", source, known)
     assert found == [("nectargan.cli.main", 2), ("nectargan.review", 3)]
+
+
+def test_the_architecture_page_shows_these_layers():
+    """docs/architecture.md's layer table names every unit at the layer LAYERS gives it."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented: dict[str, int] = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].isdigit():
+            for name in re.findall(r"`([^`]+)`", cells[1]):
+                documented[name.removesuffix("/").removesuffix(".py")] = int(cells[0])
+    assert documented == LAYERS

@@ -23,6 +23,7 @@ from nectargan import experiment_layout as layout
 from nectargan.runs import records
 from nectargan.runs.files import epochs_from_files, lock_holder, total_epochs
 from nectargan.runs.status import read_status
+from nectargan.utils.durations import format_duration
 
 LOG_TAIL_LINES = 40
 LOG_FIRST_READ_BYTES = 64 * 1024  # a long log is entered near its end, never read whole
@@ -206,7 +207,7 @@ class RunWatch:
         elif stats and status is not None and status.live and total:
             seconds = [float(r.get("seconds") or 0) for r in stats[-5:]]
             mean = sum(seconds) / len(seconds)
-            out["eta"] = _clock(mean * max(0, total - done)) if mean > 0 else None
+            out["eta"] = format_duration(mean * max(0, total - done)) if mean > 0 else None
         return out
 
     def _newest_examples(self) -> dict[str, Any] | None:
@@ -248,12 +249,6 @@ def _visdom_target(config: Any, default_env: str) -> dict[str, Any] | None:
     if not visdom.get("enable"):
         return None
     return {"env": visdom.get("env_name") or default_env, "port": visdom.get("port")}
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _tags(name: str, info: Any) -> list[str]:
