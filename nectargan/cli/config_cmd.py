@@ -11,7 +11,13 @@ import json
 from pathlib import Path
 
 from nectargan.cli.config_flags import add_config_options, config_from_args
+from nectargan.config import Config
+from nectargan.config.config import read_json
+from nectargan.config.schema import NectarConfig
+from nectargan.config.upstream import convert, is_upstream
 from nectargan.errors import ConfigUserError
+from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.outputs import output_file
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -20,16 +26,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from nectargan.config import Config
-
     Config.load(Path(args.file))
     print(f"{args.file}: valid")
     return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from nectargan.config.schema import NectarConfig
-
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **NectarConfig.model_json_schema(),
@@ -39,12 +41,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from nectargan.config import Config
-    from nectargan.config.config import read_json
-    from nectargan.config.upstream import convert, is_upstream
-    from nectargan.utils.atomic import atomic_write_text
-    from nectargan.utils.outputs import output_file
-
     source, output = Path(args.file), Path(args.output)
     data = read_json(source)
     if not is_upstream(data):

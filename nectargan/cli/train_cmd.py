@@ -276,7 +276,6 @@ def _print_resume_hint(trainer: Any) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from nectargan.errors import ConfigUserError
     from nectargan.trainers.evaluate import evaluate_experiment
 
     if args.max_images is not None and args.max_images < 1:
