@@ -112,8 +112,8 @@ def forward_bytes(
 
 def image_bytes(channels: int, height: int, width: int) -> int:
     """Whole-image buffers held while tiling: the padded input, the blended sum and its
-    weights (float32), and the decoded input and written output (uint8)."""
-    return ((2 * channels + 1) * FLOAT32_BYTES + 2 * channels) * height * width
+    weights (float32), and the decoded input, the output array and its PIL image (uint8)."""
+    return ((2 * channels + 1) * FLOAT32_BYTES + 3 * channels) * height * width
 
 
 def format_bytes(n: float) -> str:

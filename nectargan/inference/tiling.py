@@ -119,7 +119,8 @@ def run_tiled(
             total[:, y : y + th, x : x + tw] += out * window
             weight_sum[y : y + th, x : x + tw] += window
     assert total is not None
-    return total / weight_sum
+    total /= weight_sum  # in place: a second whole-image float copy is what tiling avoids
+    return total
 
 
 @dataclass(frozen=True)
