@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from _support import wait_for
 from PIL import Image
 
 from nectargan.cli.main import main
@@ -320,3 +321,30 @@ def test_progress_is_reported_and_cancel_keeps_the_part_for_a_resume(server, tmp
     assert state.requests[-1][1] == f"bytes={kept}-"
     assert f"downloading {NAME} {len(archive)}/{len(archive)}" in phases
     assert phases[-1].startswith("unpacking and checking")
+
+
+def test_cancel_ends_a_read_stalled_on_the_server_at_once(server, tmp_path):
+    from nectargan.dataset.task import Cancelled, Task
+
+    url, state = server
+    serve(state, build_archive(good_entries()))
+    state.hang = threading.Event()  # headers, then nothing for 30 s
+    slow = TransferOptions(connect_timeout=5, read_timeout=120, retries=3, backoff=0)
+    task = Task()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            download_dataset(NAME, tmp_path, url=url, options=slow, stream=io.StringIO(), task=task)
+        except BaseException as exc:  # noqa: BLE001 (the test reads it)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    wait_for(lambda: state.requests, 30, what="the request")
+    wait_for(lambda: task.phase.startswith("downloading"), 30, what="the headers")
+    task.cancel()  # from another thread, as a web page's button does
+    worker.join(20)  # far less than the 120 s read timeout
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
+    assert len(state.requests) == 1  # no retry after a cancel

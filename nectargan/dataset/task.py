@@ -35,6 +35,8 @@ class Task:
         self.started = time.monotonic()
         self._on_update = on_update
         self._cancel = threading.Event()
+        self._interrupts: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def update(self, done: int, total: int | None = None, phase: str | None = None) -> None:
         """Record progress, tell the watcher, and stop here if cancelled."""
@@ -48,7 +50,30 @@ class Task:
         self.check()
 
     def cancel(self) -> None:
+        """Ask the worker to stop; a wait it registered (a blocked read) is interrupted now."""
         self._cancel.set()
+        with self._lock:
+            interrupts = list(self._interrupts)
+        for interrupt in interrupts:
+            interrupt()
+
+    def on_cancel(self, interrupt: Callable[[], None]) -> Callable[[], None]:
+        """Call ``interrupt`` (from the cancelling thread) when cancelled; returns the undo.
+
+        For a worker blocked where it cannot check (a socket read that may wait a
+        minute): ``interrupt`` unblocks it, and the worker's next check raises.
+        """
+        with self._lock:
+            self._interrupts.append(interrupt)
+        if self.cancelled:
+            interrupt()
+
+        def forget() -> None:
+            with self._lock:
+                if interrupt in self._interrupts:
+                    self._interrupts.remove(interrupt)
+
+        return forget
 
     @property
     def cancelled(self) -> bool:

@@ -266,7 +266,11 @@ def pair_folders(
     All or nothing: the images appear in ``out_dir`` only once every pair is written, and
     a failure removes the folders this call created. ``plan``: from :func:`plan_pair`.
     """
-    plan = plan or plan_pair(a_dir, b_dir, out_dir, resize, task)
+    return carry_out_pair(plan or plan_pair(a_dir, b_dir, out_dir, resize, task), task)
+
+
+def carry_out_pair(plan: PairPlan, task: Task | None = None) -> dict[str, int]:
+    """Write what ``plan`` says, staged, all or nothing (see :func:`pair_folders`)."""
     with _removed_if_failed(plan.out_dir):
         output_dir(plan.out_dir, "output folder")
         with _staged(plan.out_dir) as stage:
@@ -368,7 +372,11 @@ def split_dataset(
     Splits with zero images are still created (empty) so the layout is always complete.
     All or nothing, as for :func:`pair_folders`. ``plan``: from :func:`plan_split`.
     """
-    plan = plan or plan_split(src, out_dir, ratios, seed, task)
+    return carry_out_split(plan or plan_split(src, out_dir, ratios, seed, task), task)
+
+
+def carry_out_split(plan: SplitPlan, task: Task | None = None) -> dict[str, int]:
+    """Copy what ``plan`` says, staged, all or nothing (see :func:`split_dataset`)."""
     total, done = sum(plan.counts.values()), 0
     with _removed_if_failed(plan.out_dir):
         output_dir(plan.out_dir, "output folder")

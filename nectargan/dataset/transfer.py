@@ -7,8 +7,10 @@ library is needed for one GET.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
+import socket
 import sys
 import time
 import urllib.parse
@@ -79,6 +81,17 @@ class ByteProgress:
             self._last = now
             self._draw(now)
 
+    def interrupt_on_cancel(self, conn: http.client.HTTPConnection) -> Callable[[], None]:
+        """A cancel shuts the connection down, so a read stalled on the server ends now."""
+        if self.task is None:
+            return lambda: None
+
+        def shut() -> None:
+            with contextlib.suppress(OSError, AttributeError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+        return self.task.on_cancel(shut)
+
     def finish(self) -> None:
         self._draw(time.monotonic())
         if self.tty:
@@ -145,6 +158,7 @@ def _attempt(url: str, part: Path, opts: TransferOptions, progress: ByteProgress
     if have:
         headers["Range"] = f"bytes={have}-"
     conn, resp, url = _connect(url, opts, headers)
+    forget = progress.interrupt_on_cancel(conn)
     try:
         if resp.status == 416 and have:
             # Asked past the end: the part file is complete or not this file at all.
@@ -187,6 +201,7 @@ def _attempt(url: str, part: Path, opts: TransferOptions, progress: ByteProgress
             raise _Retry(f"connection closed at {mib(received)} of {mib(total)}")
         progress.finish()
     finally:
+        forget()
         conn.close()
 
 
@@ -206,6 +221,7 @@ def download_to_part(
             _attempt(url, part, opts, progress)
             return part
         except _Retry as exc:
+            tick(progress.task, progress.done)  # cancelled: stop here, the part file kept
             if attempt == opts.retries:
                 raise DownloadError(
                     f"download of '{url}' failed after {attempt + 1} attempt(s): {exc}; "

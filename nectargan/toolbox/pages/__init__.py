@@ -23,6 +23,7 @@ PAGE_MODULES = (
     "nectargan.toolbox.pages.runs",
     "nectargan.toolbox.pages.run",
     "nectargan.toolbox.pages.new_run",
+    "nectargan.toolbox.pages.dataset",
     "nectargan.toolbox.pages.queue",
     "nectargan.toolbox.pages.settings",
     "nectargan.toolbox.pages.api",
