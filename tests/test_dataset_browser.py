@@ -142,13 +142,17 @@ def test_sorting_both_ways_keeps_unmeasured_pairs_last(root: Path) -> None:
     assert by_name.items[0]["name"] == "zz_new.png"
 
 
-def test_ten_thousand_files_list_in_pages(tmp_path: Path) -> None:
+def ten_thousand_pairs(folder: Path) -> None:
+    """10,000 tiny PNGs named 00000.png ... 09999.png (one encoded image, written often)."""
     buf = io.BytesIO()
     Image.new("RGB", (8, 4)).save(buf, format="PNG")
-    folder = tmp_path / "big" / "train"
     folder.mkdir(parents=True)
     for i in range(10_000):
         (folder / f"{i:05d}.png").write_bytes(buf.getvalue())
+
+
+def test_ten_thousand_files_list_in_pages(tmp_path: Path) -> None:
+    ten_thousand_pairs(tmp_path / "big" / "train")
     page = list_pairs(tmp_path / "big", "train", offset=9_950, limit=100)
     assert page.total == 10_000 and len(page.items) == 50
     assert page.items[0]["name"] == "09950.png"

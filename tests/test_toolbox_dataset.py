@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import threading
@@ -14,6 +13,7 @@ from _support import wait_for
 from _toolbox import BASE, ToolboxProcess, browser_client, toolbox_app
 from PIL import Image
 from starlette.testclient import TestClient
+from test_dataset_browser import ten_thousand_pairs
 from test_download import NAME, Served, build_archive, good_entries, make_handler, serve
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -190,12 +190,7 @@ def test_measures_sort_thumbnails_and_exclude_restore(client, root: Path) -> Non
 
 
 def test_ten_thousand_files_list_in_pages_through_the_page(client, root: Path) -> None:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 4)).save(buf, format="PNG")
-    folder = root / "big" / "train"
-    folder.mkdir(parents=True)
-    for i in range(10_000):
-        (folder / f"{i:05d}.png").write_bytes(buf.getvalue())
+    ten_thousand_pairs(root / "big" / "train")
     page = client.get(
         "/dataset/pairs", params={"path": str(root / "big"), "offset": 9990, "limit": 48}
     )
