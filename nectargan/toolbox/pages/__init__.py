@@ -25,6 +25,7 @@ PAGE_MODULES = (
     "nectargan.toolbox.pages.new_run",
     "nectargan.toolbox.pages.dataset",
     "nectargan.toolbox.pages.queue",
+    "nectargan.toolbox.pages.testing",
     "nectargan.toolbox.pages.settings",
     "nectargan.toolbox.pages.api",
 )
