@@ -186,7 +186,7 @@
       return el("figure", { class: "ts-cell ts-pair" },
         el("img", { src: `${base}/in/${encodeURIComponent(name)}`, alt: `${name}: input` }),
         out ? el("img", { src: `${base}/out/${encodeURIComponent(out)}`, alt: `${name}: output` }) : el("span", {}, "no output"),
-        el("figcaption", {}, name));
+        el("figcaption", {}, `${name}: input | output`));
     }));
     const zip = $("ts-zip");
     zip.href = `${base}/zip`;
