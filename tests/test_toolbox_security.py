@@ -74,7 +74,8 @@ def test_post_with_the_cookie_needs_our_own_origin(app):
     missing = client.post(url, data=form, follow_redirects=False)
     foreign = client.post(url, data=form, headers={"Origin": "http://evil.example"})
     other_port = client.post(url, data=form, headers={"Origin": "http://127.0.0.1:9999"})
-    for answer in (no_origin, missing, foreign, other_port):
+    null = client.post(url, data=form, headers={"Origin": "null"})  # a sandboxed frame
+    for answer in (no_origin, missing, foreign, other_port, null):
         assert answer.status_code == 403, answer.text
     assert app.state.toolbox.settings.get().concurrency == 1  # nothing changed
     ours = client.post(url, data=form, headers={"Origin": BASE}, follow_redirects=False)

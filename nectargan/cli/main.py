@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # e.g. for `train --nproc`, which relaunches itself under torchrun
     args.prog = prog
+    return execute(args)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the parsed command with the one error policy (also for ``nectargan-toolbox``,
+    which parses its own arguments so it starts without loading every other command)."""
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # Ctrl-C 130, SIGTERM 143 (nectargan.trainers.signals)

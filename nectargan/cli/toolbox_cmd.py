@@ -77,7 +77,17 @@ def default_state_dir() -> Path:
 
 
 def run() -> None:
-    """The ``nectargan-toolbox`` console script: ``nectargan toolbox`` under upstream's name."""
-    from nectargan.cli.main import main
+    """The ``nectargan-toolbox`` console script: ``nectargan toolbox`` under upstream's name.
 
-    sys.exit(main(["toolbox", *sys.argv[1:]]))
+    It parses only the Toolbox's options: building the whole ``nectargan`` parser
+    would import every command's modules (pydantic, numpy) and slow the start.
+    """
+    from nectargan.cli.main import execute
+
+    parser = argparse.ArgumentParser(
+        prog="nectargan-toolbox", description="Serve the NectarGAN Toolbox; open the printed URL."
+    )
+    add_options(parser)
+    args = parser.parse_args(sys.argv[1:])
+    args.command, args.func = "toolbox", cmd_toolbox
+    sys.exit(execute(args))

@@ -45,3 +45,18 @@ def epochs_from_files(folder: Path) -> int:
             continue
         numbers += [int(m.group(1)) for n in names if (m := pattern.match(n))]
     return max(numbers)
+
+
+def stat_signatures(folder: Path, names: tuple[str, ...]) -> tuple[tuple[int, int] | None, ...]:
+    """(mtime, size) of each of ``names`` in ``folder`` (None when absent): the cache key of
+    anything read from them. Plain strings, not Path objects: this runs for every run on
+    every refresh of the Runs page, and pathlib's joins cost more than the ``stat`` calls."""
+    base = os.fspath(folder) + os.sep
+    out = []
+    for name in names:
+        try:
+            st = os.stat(base + name)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)

@@ -28,7 +28,7 @@ from nectargan.toolbox.settings import SettingsStore
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
-VISDOM_PROBE_S = 5.0
+VISDOM_PROBE_S = 15.0
 
 
 @dataclass
@@ -41,7 +41,7 @@ class ToolboxOptions:
     port: int = 8765
     token: str = field(default_factory=new_token)
     allow_hosts: tuple[str, ...] = ()
-    poll_s: float = 0.5  # how often live pages look at a run's files
+    poll_s: float = 1.0  # how often a Run page looks at its run's files (Runs: twice that)
     python: str = sys.executable  # the interpreter child runs start with
     background: bool = True  # run the queue's scheduler thread
 

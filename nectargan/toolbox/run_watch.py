@@ -21,8 +21,8 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.runs import records
-from nectargan.runs.files import epochs_from_files, lock_holder, total_epochs
-from nectargan.runs.status import read_status
+from nectargan.runs.files import epochs_from_files, lock_holder, stat_signatures, total_epochs
+from nectargan.runs.status import lock_is_held, read_status
 from nectargan.utils.durations import format_duration
 
 LOG_TAIL_LINES = 40
@@ -32,6 +32,17 @@ PROGRESS_RE = re.compile(
     r"epoch (\d+)/(\d+) \[[#.]*\] (\d+)/(\d+) ([\d.]+) it/s ETA (\S+)(?: \| (.*))?$"
 )
 Signature = tuple[int, int] | None
+WATCHED = (
+    ".",
+    layout.LOSS_LOG_DIR,
+    layout.EXAMPLES_DIR,
+    layout.CHECKPOINT_DIR,
+    layout.TRAIN_LOG,
+    layout.VAL_METRICS_FILE,  # appended in place: its size moves
+    layout.EPOCH_STATS_FILE,
+    layout.RUN_STATUS_FILE,
+    layout.LOCK_FILE,
+)
 
 
 def stat_signature(path: Path) -> Signature:
@@ -115,12 +126,23 @@ class RunWatch:
         self._small: dict[str, tuple[Signature, Any]] = {}
         self.log = LogTail(folder / layout.TRAIN_LOG)
         self._lock = threading.Lock()
+        self._seen: tuple | None = None
+        self._snapshot: dict[str, Any] | None = None
+        self.memo: tuple[tuple, dict[str, Any]] | None = None  # for the page's own additions
 
     def read(self) -> dict[str, Any]:
-        """Take in what changed, then the page's data (one reader at a time)."""
+        """The page's data; the same object while nothing changed (one reader at a time)."""
         with self._lock:
-            self.update()
-            return self.snapshot()
+            seen = self._signature()
+            if seen != self._seen or self._snapshot is None:
+                self.update()
+                self._snapshot, self._seen = self.snapshot(), seen
+            return self._snapshot
+
+    def _signature(self) -> tuple:
+        """Every file and folder the snapshot reads, and whether the run holds its lock:
+        a folder's mtime moves with each file renamed into it (every atomic write)."""
+        return (*stat_signatures(self.folder, WATCHED), lock_is_held(self.folder))
 
     # -- reading ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nectargan import experiment_layout as layout
 from nectargan.runs import records
-from nectargan.runs.files import epochs_from_files, lock_holder, total_epochs
+from nectargan.runs.files import epochs_from_files, lock_holder, stat_signatures, total_epochs
 from nectargan.runs.status import lock_is_held, read_status
 from nectargan.toolbox.run_watch import RunWatch
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 # the files a summary is made from: any change to one of them rebuilds it
 WATCHED = (
+    ".",  # the folder: any file created or renamed into place (every atomic write)
+    layout.LOCK_FILE,  # a run taking or letting go of the lock writes its pid or clears it
     layout.RUN_STATUS_FILE,
     layout.VAL_METRICS_FILE,
     layout.CONFIG_FILE,
@@ -70,14 +72,7 @@ def is_experiment(folder: Path) -> bool:
 
 
 def _signature(folder: Path) -> tuple[tuple[int, int] | None, ...]:
-    out = []
-    for name in WATCHED:
-        try:
-            st = os.stat(folder / name)
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    return stat_signatures(folder, WATCHED)
 
 
 class RunIndex:
@@ -86,25 +81,44 @@ class RunIndex:
     def __init__(self, toolbox: Toolbox) -> None:
         self.toolbox = toolbox
         self._cache: dict[Path, tuple[tuple, RunSummary]] = {}
+        self._known: set[Path] = set()  # folders seen to be experiments (they stay so)
+        self._last_list: list[RunSummary] = []
         self._watches: collections.OrderedDict[Path, RunWatch] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def list(self) -> list[RunSummary]:
-        """Every run under every output root, the most recently active first."""
+        """Every run under every output root, the most recently active first.
+
+        The same list object comes back while nothing changed, so a stream can
+        tell "no news" without comparing or serialising anything.
+        """
         found = []
         for number, root in enumerate(self.toolbox.output_roots()):
-            try:
-                children = sorted(p for p in root.iterdir() if p.is_dir())
-            except OSError:
-                continue  # an output root not created yet holds no runs
-            found += [self.summary(number, child) for child in children if is_experiment(child)]
-        return sorted(found, key=lambda s: s.last_activity, reverse=True)
+            found += [self.summary(number, folder) for folder in self._experiments(root)]
+        found.sort(key=lambda s: s.last_activity, reverse=True)
+        with self._lock:
+            if [id(s) for s in found] != [id(s) for s in self._last_list]:
+                self._last_list = found
+            return self._last_list
+
+    def _experiments(self, root: Path) -> list[Path]:
+        try:
+            with os.scandir(root) as entries:
+                folders = [Path(e.path) for e in entries if e.is_dir()]
+        except OSError:
+            return []  # an output root not created yet holds no runs
+        known = self._known
+        fresh = [f for f in folders if f not in known and is_experiment(f)]
+        known.update(fresh)
+        return [f for f in folders if f in known]
 
     def summary(self, root: int, folder: Path) -> RunSummary:
+        """Rebuilt only when one of its files changed, or a running run's lock was let go."""
         signature = _signature(folder)
         with self._lock:
             cached = self._cache.get(folder)
-        if cached is not None and cached[0] == signature and cached[1].state != "running":
+        still_valid = cached is not None and cached[0] == signature
+        if still_valid and (cached[1].state != "running" or lock_is_held(folder)):
             return cached[1]
         summary = summarise(root, folder, signature)
         with self._lock:
@@ -181,9 +195,9 @@ def newest_example(folder: Path) -> str | None:
 
 
 def _best(folder: Path) -> dict[str, Any] | None:
-    row = records.read_val_best(folder)
-    if row is None:
-        row = records.best_row(records.read_val_metrics(folder))
+    """The best val L1 row with its PSNR and SSIM (the file's ``best`` may hold L1 only)."""
+    rows = records.read_val_metrics(folder)
+    row = records.best_row(rows) or records.read_val_best(folder)
     if not row:
         return None
     return {k: row.get(k) for k in ("epoch", "l1", "psnr", "ssim")}

@@ -26,15 +26,18 @@ ACTIONS = ("stop", "resume", "extend")
 
 
 def run_payload(toolbox: Toolbox, root: int, name: str) -> dict[str, Any]:
-    """The Run page's live data (also ``GET /api/runs/{root}/{name}``)."""
+    """The Run page's live data (also ``GET /api/runs/{root}/{name}``); the same object
+    while nothing changed, so its stream skips serialising it."""
     folder = toolbox.run_dir(root, name)
     summary = toolbox.runs.get(root, folder)
-    detail = toolbox.runs.watch(folder).read()
-    detail["summary"] = summary.to_json()
-    detail["visdom_up"] = bool(detail["visdom"]) and toolbox.visdom_answers(
-        detail["visdom"]["port"]
-    )
-    return detail
+    watch = toolbox.runs.watch(folder)
+    detail = watch.read()
+    target = detail["visdom"]
+    up = bool(target) and toolbox.visdom_answers(target["port"])
+    key = (id(detail), id(summary), up)
+    if watch.memo is None or watch.memo[0] != key:
+        watch.memo = (key, {**detail, "summary": summary.to_json(), "visdom_up": up})
+    return watch.memo[1]
 
 
 def parse_extend(value: Any) -> int:
