@@ -93,7 +93,7 @@ def test_runs_and_run_pages_follow_stop_and_resume_a_live_run(
         page.click("form[action$='/stop'] button")
         page.wait_for_selector("[data-field=label].state-interrupted", timeout=60_000)
         assert (root / "output" / "live_v1" / "checkpoints" / "interrupted.pt").is_file()
-        assert not process_alive(pid)
+        wait_for(lambda: not process_alive(pid), 60, what="the stopped run's process to end")
         page.click("form[action$='/resume'] button")
         page.wait_for_selector("[data-field=label].state-running", timeout=60_000)
         assert "resumed (pid" in page.inner_text(".notice")
