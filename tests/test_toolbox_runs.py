@@ -52,7 +52,7 @@ def test_restarted_toolbox_finds_the_run_going_and_stops_it(tmp_path, root, data
         assert started.status_code == 201, started.text
         pid = started.json()["launch"]["pid"]
         detail = wait_for(
-            lambda: (d := run_detail(first, "long_v1")) and d["examples"] and d,
+            lambda: (d := run_detail(first, "long_v1")) and d["examples"] and d["epoch"] >= 1 and d,
             120,
             what="the run's first epoch with its examples, seen by the Toolbox",
         )
@@ -86,8 +86,13 @@ def test_restarted_toolbox_finds_the_run_going_and_stops_it(tmp_path, root, data
         assert (exp / "checkpoints" / "interrupted.pt").is_file()
         ended = wait_for(lambda: (r := run_info(second, "long_v1"))["state"] != "running" and r, 10)
         assert ended["state"] == "interrupted", ended
-        again = second.client.post("/api/runs/0/long_v1/stop")
-        assert again.status_code == 409 and "not running" in again.json()["error"]
+        # its data-loader workers may hold the lock a moment longer than the run itself
+        again = wait_for(
+            lambda: (a := second.client.post("/api/runs/0/long_v1/stop")).status_code == 409 and a,
+            30,
+            what="the lock let go",
+        )
+        assert "not running" in again.json()["error"]
     finally:
         second.stop()
         stop_if_alive(pid)
