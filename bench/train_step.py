@@ -59,9 +59,17 @@ Step = Callable[[Tensor, Tensor], None]
 # -- the two steps ----------------------------------------------------------------------
 
 
-def direct_step(batch: int, size: int) -> Step:
-    """The baseline: the reference pix2pix step, fp32, written the obvious way."""
-    gen, disc = UnetGenerator(), PatchGANDiscriminator()
+def direct_step(
+    batch: int, size: int, device: str | torch.device = "cpu", nets: dict[str, dict] | None = None
+) -> Step:
+    """The baseline: the reference pix2pix step, fp32, written the obvious way.
+
+    ``nets``: ``{"generator": kwargs, "discriminator": kwargs}`` for smaller networks
+    (bench/gpu_check.py --quick); the default networks otherwise.
+    """
+    nets = nets or {}
+    gen = UnetGenerator(**nets.get("generator", {})).to(device)
+    disc = PatchGANDiscriminator(**nets.get("discriminator", {})).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce, l1 = nn.BCEWithLogitsLoss(), nn.L1Loss()

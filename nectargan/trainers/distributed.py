@@ -3,7 +3,10 @@
 A run is distributed when the launcher says so: ``WORLD_SIZE`` > 1 in the
 environment (``torchrun`` also sets ``RANK``, ``LOCAL_RANK``,
 ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``). Without it nothing
-here runs: no process group, no wrappers, no collectives.
+here runs: no process group, no wrappers, no collectives. ``NECTARGAN_FORCE_DDP=1``
+under a launcher makes a job of one rank take the distributed path too (process
+group, DDP wrappers, sampler): the only way to try ``nccl`` on a machine with one
+GPU (``bench/gpu_check.py``).
 
 Design (see ``docs/distributed.md``):
 
@@ -51,6 +54,14 @@ T = TypeVar("T")
 RANK_DEBUG_ENV = "NECTARGAN_RANK_DEBUG"
 RANK_DEBUG_DIR = "rank_losses"
 TIMEOUT_ENV = "NECTARGAN_DIST_TIMEOUT"
+FORCE_ENV = "NECTARGAN_FORCE_DDP"
+
+
+def distributed_launch() -> bool:
+    """A launcher started more than one rank, or one rank with ``NECTARGAN_FORCE_DDP=1``."""
+    if launched_world_size() > 1:
+        return True
+    return os.environ.get(FORCE_ENV) == "1" and "RANK" in os.environ
 
 
 def backend_for(device: torch.device) -> str:
@@ -87,8 +98,8 @@ class Distributed:
 
     @classmethod
     def from_env(cls, device: torch.device) -> Distributed | None:
-        """Join the process group when launched with ``WORLD_SIZE`` > 1; else None."""
-        if launched_world_size() <= 1:
+        """Join the process group when launched with ``WORLD_SIZE`` > 1 (or forced); else None."""
+        if not distributed_launch():
             return None
         rank = int(os.environ["RANK"])
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
