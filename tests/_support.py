@@ -205,6 +205,33 @@ def tiny_training_config(output_dir, dataroot, name: str, **sections) -> dict:
     return cfg
 
 
+def tiny_upstream_config(output_dir, dataroot, name: str, epochs: int = 1, decay: int = 0) -> dict:
+    """A seconds-long run in upstream NectarGAN's config layout (its n_downs 3: 5 halvings)."""
+    schedule = {"epochs": epochs, "epochs_decay": decay, "initial": 0.0002, "target": 0.0}
+    return {
+        "config": {
+            "config_type": "pix2pix",
+            "common": {
+                "device": "cpu",
+                "output_directory": str(output_dir),
+                "experiment_name": name,
+            },
+            "dataloader": {
+                "dataroot": str(dataroot),
+                "batch_size": 8,
+                "load": {"input_nc": 3, "load_size": 32, "crop_size": 32},
+            },
+            "train": {
+                "generator": {"features": 8, "n_downs": 3, "learning_rate": schedule},
+                "discriminator": {"n_layers": 2, "base_channels": 8, "max_channels": 32},
+                "loss": {"lambda_l1": 100.0, "lambda_sobel": 1.0, "lambda_laplacian": 1.0},
+            },
+            "save": {"model_save_rate": 1, "example_save_rate": 1, "num_examples": 1},
+            "visualizer": {"visdom": {"enable": False, "update_frequency": 2}},
+        }
+    }
+
+
 def deep_update(target: dict, values: dict) -> None:
     for key, value in values.items():
         if isinstance(value, dict):

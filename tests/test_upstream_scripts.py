@@ -12,37 +12,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from _support import tiny_upstream_config as upstream_config
 
 from nectargan.cli import upstream_scripts
 from nectargan.losses import read_loss_log
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def upstream_config(output: Path, dataroot: Path, name: str) -> dict:
-    """An upstream-layout config for a seconds-long run (upstream's n_downs 3: 5 halvings)."""
-    return {
-        "config": {
-            "config_type": "pix2pix",
-            "common": {"device": "cpu", "output_directory": str(output), "experiment_name": name},
-            "dataloader": {
-                "dataroot": str(dataroot),
-                "batch_size": 4,
-                "load": {"input_nc": 3, "load_size": 32, "crop_size": 32},
-            },
-            "train": {
-                "generator": {
-                    "features": 8,
-                    "n_downs": 3,
-                    "learning_rate": {"epochs": 1, "epochs_decay": 0, "initial": 0.0002},
-                },
-                "discriminator": {"n_layers": 2, "base_channels": 8, "max_channels": 32},
-                "loss": {"lambda_l1": 100.0, "lambda_sobel": 1.0, "lambda_laplacian": 1.0},
-            },
-            "save": {"model_save_rate": 1, "example_save_rate": 1, "num_examples": 1},
-            "visualizer": {"visdom": {"enable": False}},
-        }
-    }
 
 
 def write(path: Path, data: dict) -> Path:

@@ -75,21 +75,9 @@ def _test_parser() -> argparse.ArgumentParser:
 
 def load_config_file(path: str, prog: str) -> dict[str, Any]:
     """Our config as a dict: an upstream file is converted, with a notice; ours is read as is."""
-    from nectargan.config.config import read_json
-    from nectargan.config.upstream import convert, is_upstream
+    from nectargan.config.upstream_load import load_accepting_upstream
 
-    data = read_json(Path(path))
-    if not is_upstream(data):
-        return Config.load(Path(path)).to_dict()
-    converted, notes = convert(data)
-    Config(converted, source=f"{path} imported")  # a value ours cannot run: named now
-    print(
-        f"{prog}: notice: {path} is an upstream NectarGAN config, imported on the fly "
-        f"({len(notes)} key(s) not mapped or mapped approximately; `nectargan config import "
-        f"{path} --output ours.json` writes it out and lists them)",
-        file=sys.stderr,
-    )
-    return converted
+    return Config.load(load_accepting_upstream(path, prog)).to_dict()
 
 
 def _reporting_user_errors(prog: str, run: Callable[[], int]) -> int:

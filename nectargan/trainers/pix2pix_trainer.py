@@ -42,6 +42,7 @@ from nectargan.trainers.precision import eval_mode
 from nectargan.trainers.run_monitor import RunMonitor
 from nectargan.trainers.trainer import Trainer
 from nectargan.trainers.triplet_files import save_triplet
+from nectargan.trainers.upstream_api import UpstreamPix2pixAPI
 from nectargan.trainers.validation import Validator
 
 EXAMPLES_DIR = layout.EXAMPLES_DIR
@@ -73,7 +74,7 @@ def example_indices(n_items: int, n_examples: int) -> list[int]:
     return [round(i * (n_items - 1) / max(1, n_examples - 1)) for i in range(n_examples)]
 
 
-class Pix2pixTrainer(Trainer):
+class Pix2pixTrainer(UpstreamPix2pixAPI, Trainer):
     """Pix2pix training with separate Adam optimizers, LR schedules and grad scalers.
 
     ``loss_subspec``: ``'basic'``, ``'extended'``, ``'basic+vgg'`` or
@@ -229,15 +230,17 @@ class Pix2pixTrainer(Trainer):
         record = display or self.global_step % self.loss_log_every == 0
         with self.precision.autocast():
             y_fake = self.gen_fwd(x)
-        loss_D = self.forward_D(x, y, y_fake, epoch, record)
+        loss_D = self.discriminator_loss(x, y, y_fake, epoch, record)
         self.backward(loss_D, self.opt_D, self.scaler_D)
         with frozen(self.disc):
-            loss_G = self.forward_G(x, y, y_fake, epoch, record)
+            loss_G = self.generator_loss(x, y, y_fake, epoch, record)
             self.backward(loss_G, self.opt_G, self.scaler_G)
         if display:
             self.update_display(x, y, y_fake.detach(), idx)
 
-    def forward_D(self, x: Tensor, y: Tensor, y_fake: Tensor, epoch: float, record: bool) -> Tensor:
+    def discriminator_loss(
+        self, x: Tensor, y: Tensor, y_fake: Tensor, epoch: float, record: bool
+    ) -> Tensor:
         """D's loss on a real pair and on the (detached) fake pair."""
         compute = self.loss_manager.compute_loss_xy
         with self.precision.autocast():
@@ -246,7 +249,9 @@ class Pix2pixTrainer(Trainer):
         loss = compute("D_real", d_real, torch.ones_like(d_real), epoch, record=record)
         return loss + compute("D_fake", d_fake, torch.zeros_like(d_fake), epoch, record=record)
 
-    def forward_G(self, x: Tensor, y: Tensor, y_fake: Tensor, epoch: float, record: bool) -> Tensor:
+    def generator_loss(
+        self, x: Tensor, y: Tensor, y_fake: Tensor, epoch: float, record: bool
+    ) -> Tensor:
         """G's adversarial loss plus the weighted structure losses, in fp32."""
         compute = self.loss_manager.compute_loss_xy
         with self.precision.autocast():

@@ -69,6 +69,7 @@ from nectargan.trainers.progress import Progress
 from nectargan.trainers.run_record import RunRecord
 from nectargan.trainers.signals import handling_signals, protect
 from nectargan.trainers.timing import record_epoch
+from nectargan.trainers.upstream_api import UpstreamTrainerAPI
 from nectargan.utils.diskfull import StorageStop, WriteHealth
 
 __all__ = ["Trainer", "is_local_url"]  # is_local_url: kept importable from here
@@ -123,7 +124,7 @@ class _SetupAfterInit(type):
         return trainer
 
 
-class Trainer(metaclass=_SetupAfterInit):
+class Trainer(UpstreamTrainerAPI, metaclass=_SetupAfterInit):
     """Owns everything around the training step; subclasses own the step itself.
 
     ``config``: a JSON path, dict, :class:`Config` or None (packaged defaults).
