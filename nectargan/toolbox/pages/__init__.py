@@ -26,6 +26,7 @@ PAGE_MODULES = (
     "nectargan.toolbox.pages.dataset",
     "nectargan.toolbox.pages.queue",
     "nectargan.toolbox.pages.testing",
+    "nectargan.toolbox.pages.utilities",
     "nectargan.toolbox.pages.settings",
     "nectargan.toolbox.pages.api",
 )
