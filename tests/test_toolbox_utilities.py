@@ -4,6 +4,7 @@ infer --model`` and fetch the outputs by name; bad input refused with one clear 
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -180,3 +181,16 @@ def test_self_check_and_failure_are_read_from_what_export_prints():
         "nectargan export: error: --epoch 9: no such"
     )
     assert failure_line("") == "it printed nothing"
+
+
+def test_stop_ends_the_command_and_its_session(box):
+    client, _, _ = box
+    job = client.post("/utilities/export", json={"run": "0/tiny_v1", "format": "torchscript"})
+    assert job.status_code == 201 and job.json()["state"] == "running"
+    pid = job.json()["pid"]
+    assert os.getsid(pid) == pid  # a session of its own: Ctrl-C of the Toolbox misses it
+    client.post(f"/utilities/jobs/{job.json()['id']}/stop")
+    snap = finished(client, job.json(), timeout=60)
+    assert snap["state"] == "stopped" and snap["exit_code"] != 0
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # nothing of its session is left

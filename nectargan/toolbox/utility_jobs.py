@@ -249,6 +249,7 @@ class UtilityJob:
             "label": self.label,
             "command": "nectargan " + " ".join(self.args),
             "state": state,
+            "pid": self.proc.pid,
             "exit_code": self.exit_code,
             "started": self.started,
             "ended": self.ended,
