@@ -270,10 +270,10 @@ def _columns(cols: Any, where: str, name: str, problems: list[str]) -> dict[str,
     if not isinstance(cols, dict) or not all(isinstance(cols.get(f), list) for f in FIELDS):
         problems.append(f"{where}: loss {name!r} lacks the columns {list(FIELDS)}, skipped")
         return None
-    if not all(_is_number_or_null(v) for f in FIELDS for v in cols[f]):
+    if not all(_numbers_or_nulls(cols[f]) for f in FIELDS):
         problems.append(f"{where}: loss {name!r} has non-numeric values, skipped")
         return None
-    if not all(_is_finite(v) for f in ("epoch", "step") for v in cols[f]):
+    if not all(_all_finite(cols[f]) for f in ("epoch", "step")):
         problems.append(f"{where}: loss {name!r} has missing epochs or steps, skipped")
         return None
     n = min(len(cols[f]) for f in FIELDS)
@@ -284,16 +284,32 @@ def _columns(cols: Any, where: str, name: str, problems: list[str]) -> dict[str,
         )
     out = {f: list(cols[f][:n]) for f in FIELDS}
     for f in ("raw", "weight"):
-        out[f] = [v if v is not None and math.isfinite(v) else None for v in out[f]]
+        if not _all_finite(out[f]):  # the common case (all finite) costs one pass, not a copy
+            out[f] = [v if v is not None and math.isfinite(v) else None for v in out[f]]
     return out
 
 
-def _is_number_or_null(value: Any) -> bool:
-    return value is None or (is_number(value))
+_JSON_NUMBER_TYPES = frozenset({int, float, type(None)})  # what json.loads gives for numbers
 
 
-def _is_finite(value: Any) -> bool:
-    return value is not None and math.isfinite(value)
+def _numbers_or_nulls(values: list) -> bool:
+    """Every value a number or None. A set of types first: a 1M-step log's 4M values in
+    about a second instead of ~30 (one isinstance chain each); other types the slow way."""
+    if {type(v) for v in values} <= _JSON_NUMBER_TYPES:
+        return True
+    return all(v is None or is_number(v) for v in values)
+
+
+def _all_finite(values: list) -> bool:
+    """No None, NaN or inf: ``math.fsum`` is finite exactly when every value is (one C pass)."""
+    if None in values:
+        return False
+    try:
+        return math.isfinite(math.fsum(values))
+    except ValueError:  # inf + -inf
+        return False
+    except OverflowError:  # finite values whose sum overflows: check each
+        return all(math.isfinite(v) for v in values)
 
 
 def _load_json(path: Path, problems: list[str], what: str) -> Any:

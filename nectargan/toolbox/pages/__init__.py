@@ -27,6 +27,7 @@ PAGE_MODULES = (
     "nectargan.toolbox.pages.queue",
     "nectargan.toolbox.pages.testing",
     "nectargan.toolbox.pages.utilities",
+    "nectargan.toolbox.pages.review",
     "nectargan.toolbox.pages.settings",
     "nectargan.toolbox.pages.api",
 )
