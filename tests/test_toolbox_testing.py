@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from _support import wait_for
@@ -211,7 +212,9 @@ def test_a_streamed_2gb_upload_stops_being_read_early(box, tmp_path):
         "server": ("127.0.0.1", 8765),
     }
     started = time.monotonic()
-    asyncio.run(app(scope, receive, send))
+    # its own thread: a session's Playwright keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     assert answers[0]["status"] == 413
     assert b"big.png" in answers[1]["body"]
     limit_chunks = uploads.MAX_UPLOAD_BYTES // chunk
