@@ -132,6 +132,8 @@ def test_new_run_start_watch_stop_resume_in_a_browser(toolbox, browser, dataroot
         "() => document.querySelector('#run [data-field=\"label\"]').textContent === 'interrupted'",
         timeout=120_000,
     )
+    page.wait_for_selector("form[action$='/resume'] button", state="visible", timeout=60_000)
+    assert not page.locator("form[action$='/stop'] button").is_visible()  # the process is gone
     assert (exp / "checkpoints" / "interrupted.pt").is_file()
     shots.take(page, "run-interrupted")
 
