@@ -176,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from nectargan.trainers import Pix2pixTrainer
-    from nectargan.trainers.auto_resume import AlreadyComplete
+    from nectargan.trainers.resume import AlreadyComplete
     from nectargan.utils.diskfull import StorageStop
 
     if args.nproc is not None and args.nproc < 1:
@@ -243,7 +243,7 @@ def _evaluate_command(trainer: Any) -> str:
 
 def _stop_if_complete(config: Any) -> None:
     """``--auto-resume`` of a finished run: raise ``AlreadyComplete`` before any rank starts."""
-    from nectargan.trainers.auto_resume import AlreadyComplete, decide, describe
+    from nectargan.trainers.resume import AlreadyComplete, decide, describe
 
     resume = config.train.resume
     if not resume.auto or resume.enable:

@@ -10,6 +10,8 @@ a logged line and, at worst, a run without a dashboard.
 from __future__ import annotations
 
 import math
+import sys
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,78 @@ from nectargan.losses.loss_log import read_loss_log
 Log = Callable[[str], None]
 
 
+def log_line(message: str) -> None:
+    """One ``nectargan:`` line on stderr."""
+    print(f"nectargan: {message}", file=sys.stderr, flush=True)
+
+
 def is_local_url(server: str) -> bool:
     """Whether a Visdom server URL points at this machine (where we may start one)."""
     host = urlparse(server if "://" in server else f"http://{server}").hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class DashboardSteps:
+    """Mixed into :class:`~nectargan.trainers.trainer.Trainer`: its dashboard's lifetime."""
+
+    @property
+    def vis(self) -> Any:
+        """The connected :class:`VisdomVisualizer`, or None without a dashboard."""
+        return self.dashboard.vis if self.dashboard is not None else None
+
+    @vis.setter
+    def vis(self, vis: Any) -> None:
+        """Attach a visualizer you connected yourself (None: no dashboard)."""
+        self.dashboard = Dashboard(vis, log_line) if vis is not None else None
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The env's page in a browser (the visualizer's ``env_url``), or None."""
+        return self.dashboard.url if self.dashboard is not None else None
+
+    def init_visualizer(self) -> None:
+        """Connect the dashboard; without a server, start one (local URLs) or train without it.
+
+        Training never fails because of the dashboard: every problem here ends
+        in a warning and ``self.vis = None``. When the trainer is dropped (or
+        the process exits) with the update thread still running, the thread
+        is stopped, so its last points are pushed and the env saved.
+        """
+        vcfg = self.config.visualizer.visdom
+        if not vcfg.enable or not self.is_main_process:
+            return
+        self.dashboard = Dashboard.connect(vcfg, log_line)  # main process only: no rank check
+        if self.dashboard is not None:
+            weakref.finalize(self, self.dashboard.stop)
+
+    def _start_dashboard_thread(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.start()
+
+    def _stop_dashboard_thread(self) -> None:
+        """Stop the update thread; it pushes its pending points and saves before it ends."""
+        if self.dashboard is not None:
+            self.dashboard.stop()
+
+    def _finish_dashboard(self) -> None:
+        """Training is over: stop the thread (flush + save) and close the visualizer."""
+        if self.dashboard is not None:
+            self.dashboard.finish()
+
+    def dashboard_call(self, send: Callable[[Any], None]) -> None:
+        """``send(self.vis)``; any error turns the dashboard off (one warning), training goes on."""
+        if self.dashboard is None:
+            return
+        try:
+            send(self.dashboard.vis)
+        except Exception as exc:
+            dashboard, self.dashboard = self.dashboard, None
+            self.log(
+                f"dashboard disabled after an error, training goes on without it: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            dashboard.stop()
+            dashboard.finish()
 
 
 class Dashboard:

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from nectargan.losses.loss_manager import to_floats
 from nectargan.trainers.data import ResumableSampler
 from nectargan.utils.atomic import atomic_write_text
 from nectargan.utils.launch import launched_world_size
@@ -88,6 +89,8 @@ class GanDDP(DistributedDataParallel):
 @dataclass
 class Distributed:
     """This process's place in the job, and the few collectives the trainer needs."""
+
+    distributed = True  # class attribute, as on SingleProcess
 
     rank: int
     world_size: int
@@ -193,6 +196,62 @@ class Distributed:
             dist.destroy_process_group()
 
 
+class SingleProcess:
+    """The one-process stand-in for :class:`Distributed`: every collective is a no-op.
+
+    The trainer always talks to one of these two, so a plain run and a
+    ``torchrun`` job go through the same lines instead of ``if dist is None``.
+    """
+
+    distributed = False
+    rank, world_size, local_rank, local_world_size = 0, 1, 0, 1
+    is_main = True
+    backend = "none"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def threads_per_rank(self, cores: int) -> int:
+        return 0  # torch's own default: the process has the machine to itself
+
+    def barrier(self) -> None:
+        pass
+
+    def broadcast_object(self, obj: T) -> T:
+        return obj
+
+    def main_first(self, fn: Callable[[], T]) -> T:
+        return fn()
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        return module
+
+    def shard_loader(self, loader: DataLoader, seed: int) -> DataLoader:
+        return loader
+
+    def average(self, tensors: list[Tensor]) -> list[Tensor]:
+        return tensors
+
+    def average_buffers(self, modules: Iterable[nn.Module]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+Processes = Distributed | SingleProcess
+
+
+def join(device: torch.device) -> Processes:
+    """This process's group: :class:`Distributed` under ``torchrun`` (with each signal
+    handled once, see :func:`interrupt_once`), else a :class:`SingleProcess`."""
+    group = Distributed.from_env(device)
+    if group is None:
+        return SingleProcess(device)
+    interrupt_once()
+    return group
+
+
 def no_forward_buffer_sync() -> dict[str, bool]:
     """DDP's switch for "no buffer broadcast before each forward", by the name this torch knows.
 
@@ -278,3 +337,44 @@ def interrupt_once() -> None:
     ):
         if signal.getsignal(signum) is default:
             signal.signal(signum, handler)
+
+
+class ReplicaSteps:
+    """Mixed into :class:`~nectargan.trainers.trainer.Trainer`: the distributed pieces of a
+    run (data sharding, DDP, loss averaging on display steps, replica sync), each going
+    through ``self.procs``, so a no-op in a single process."""
+
+    def shard_loader(self, loader: DataLoader) -> DataLoader:
+        """This rank's share of the training data (``batch_size`` is per process)."""
+        return self.procs.shard_loader(loader, seed=self.config.common.seed)
+
+    def distribute(self, module: nn.Module) -> nn.Module:
+        """The module the step should call: DDP around ``module`` when distributed."""
+        return self.procs.wrap(module)
+
+    def replicated_modules(self) -> dict[str, nn.Module]:
+        """Networks every rank holds a copy of; subclasses list theirs."""
+        return {}
+
+    def display_losses(self, queries: list[list[str]], x: float) -> list[dict[str, float]]:
+        """Latest losses per query, averaged over ranks; read on display steps only.
+
+        A collective in a distributed run: every rank must call it at the same
+        step. All values travel in one all-reduce and one device-to-host copy,
+        which also converts the loss manager's pending records.
+        """
+        groups = [self.loss_manager.get_loss_tensors(q) for q in queries]
+        tensors = [t for group in groups for t in group.values()]
+        if self.rank_debug is not None:
+            local = dict(zip([n for g in groups for n in g], to_floats(tensors), strict=True))
+            self.rank_debug.display(x, local)
+        tensors = self.procs.average(tensors)
+        values = iter(self.loss_manager.read_back(tensors))  # + pending records, one transfer
+        return [{name: next(values) for name in group} for group in groups]
+
+    def sync_replicas(self) -> None:
+        """End of an epoch: make the replicas equal where DDP does not (BatchNorm stats)."""
+        modules = self.replicated_modules()
+        self.procs.average_buffers(modules.values())
+        if self.rank_debug is not None:
+            self.rank_debug.digests(self.current_epoch + 1, modules)

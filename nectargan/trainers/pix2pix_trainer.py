@@ -183,7 +183,7 @@ class Pix2pixTrainer(UpstreamPix2pixAPI, Trainer):
         After a resume every rank restored the same RNG state; a per-rank
         offset keeps their dropout masks and augmentations independent.
         """
-        if self.dist is None:
+        if not self.procs.distributed:
             return
         if self.resume_path is not None:
             torch.manual_seed(int(torch.randint(2**31, ())) + self.rank)

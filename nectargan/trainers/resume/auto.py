@@ -35,10 +35,10 @@ from typing import Any
 from nectargan import experiment_layout as layout
 from nectargan.errors import UserError
 from nectargan.trainers import checkpoint as ckpt
-from nectargan.trainers import resume as resuming
 from nectargan.trainers.data import synthetic_dataroot
 from nectargan.trainers.experiment import existing_versions
 from nectargan.trainers.lock import holder_if_locked
+from nectargan.trainers.resume import plan as resuming
 
 # Where the experiment lives: these locate the directory, they are not compared.
 LOCATION_KEYS = ("common.output_directory", "common.experiment_name")
