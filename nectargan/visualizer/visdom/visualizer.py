@@ -143,7 +143,13 @@ class VisdomVisualizer:
                 reason = exc
         # A port held by something else needs another port, not a server on this one.
         port = getattr(reason, "free_port", None) or self.port
-        if port == self.port and loopback and managed.probe(self._endpoint.host, port) == "other":
+        # a short probe: this path already waited out one timeout, and an unanswered probe
+        # still reads 'other' when the port accepts connections
+        if (
+            port == self.port
+            and loopback
+            and managed.probe(self._endpoint.host, port, timeout=0.3) == "other"
+        ):
             port = managed.free_port_above(self._endpoint.host, port) or port
         hint = f"Start one with `{START_HINT} --port {port}`"
         if port != self.port:
