@@ -91,8 +91,15 @@ def serve(options: ToolboxOptions, open_browser: bool = False, out: TextIO = sys
     announce(options, out)
     if open_browser:
         open_when_ready(options)
+    # open event streams (a browser tab) never end by themselves: without a bound on the
+    # graceful shutdown, Ctrl-C would wait for every tab to be closed
     config = uvicorn.Config(
-        app, host=options.host, port=options.port, log_level="warning", access_log=False
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its shutdown
         uvicorn.Server(config).run()
