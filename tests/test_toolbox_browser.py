@@ -33,7 +33,9 @@ TINY = {
     "train.discriminator.n_layers": "2",
     "save.num_examples": "2",
 }
-EPOCHS = "3"  # long enough to Stop after the first, short enough to finish on Resume
+EPOCHS = (
+    "40"  # long enough to Stop after the first on an idle machine, short enough to finish on Resume
+)
 
 
 class Shots:
