@@ -5,8 +5,11 @@ Run: ``.venv/bin/python bench/toolbox.py`` (``--experiments 200 --steps 10000``,
 ``--rounds N``, ``--watch-seconds S``; ``--skip-training`` leaves out the part that
 trains a real tiny run).
 
-* **start**: from ``exec`` of ``nectargan toolbox`` to its first answer; RSS after
-  every measurement below (and the peak).
+* **start**: from ``exec`` of ``nectargan-toolbox`` and of ``nectargan toolbox`` to
+  the URL being printed, and to the Runs page's first answer (a root holding one
+  run), median of ``--start-rounds``; ``--baseline DIR`` times another checkout too,
+  alternating with this one (a paired comparison on a busy machine). RSS after every
+  measurement below (and the peak).
 * **Runs page**: time to the first byte of ``GET /`` over ``--experiments`` runs,
   each holding a ``--steps``-step loss log (the page never reads loss logs): the
   first request after start (cold) and the median of ``--rounds`` more.
@@ -101,24 +104,32 @@ class Toolbox:
     """``python -m nectargan toolbox`` on a free port; timed from exec to first answer."""
 
     def __init__(
-        self, root: Path, state: Path, log: Path, command: str = "nectargan-toolbox"
+        self,
+        root: Path,
+        state: Path,
+        log: Path,
+        command: str = "nectargan-toolbox",
+        first: str = "/static/toolbox.css",  # served, and no run read yet
+        tree: Path = REPO,
     ) -> None:
         self.port = free_port()
         started = time.perf_counter()
         cmd = [sys.executable, *COMMANDS[command], "--root", str(root)]
         cmd += ["--port", str(self.port), "--state-dir", str(state)]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=str(tree))
         self.proc = subprocess.Popen(
             cmd,
             stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=tree,
         )
         while not (match := URL_RE.search(log.read_text())):
-            time.sleep(0.005)
+            time.sleep(0.002)
+        self.url_s = time.perf_counter() - started
         self.token = match.group(2)
-        while self.status("/static/toolbox.css") != 200:  # served: no run is read yet
-            time.sleep(0.005)
+        while self.status(first) != 200:
+            time.sleep(0.002)
         self.start_s = time.perf_counter() - started
 
     def connection(self) -> http.client.HTTPConnection:
@@ -278,15 +289,22 @@ def measure_cost(box: Toolbox, root: Path, seconds: float) -> list[tuple[str, fl
     return results
 
 
-def measure_start(root: Path, tmp: Path, rounds: int) -> dict[str, float]:
-    """Median exec-to-first-answer of each command, alternating, over ``rounds``."""
-    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+def measure_start(tmp: Path, rounds: int, baseline: Path | None) -> dict[str, list[float]]:
+    """Exec to URL and exec to the Runs page's first answer, per command (and tree), the
+    trees alternating in every round so a change in the machine's load hits both."""
+    root = tmp / "start-root"
+    write_experiment(root / "output" / "one_v1", 100, epochs=2)
+    trees = {"": REPO} if baseline is None else {"": REPO, " (baseline)": baseline}
+    times: dict[str, list[float]] = {}
     for k in range(rounds):
         for name in COMMANDS:
-            box = Toolbox(root, tmp / "state", tmp / f"start{k}.log", name)
-            box.stop()
-            times[name].append(box.start_s)
-    return {name: statistics.median(values) for name, values in times.items()}
+            for label, tree in trees.items():
+                log = tmp / f"start{k}.log"
+                box = Toolbox(root, tmp / "state", log, name, first="/", tree=tree)
+                box.stop()
+                times.setdefault(f"{name}{label}: URL printed", []).append(box.url_s)
+                times.setdefault(f"{name}{label}: Runs page answered", []).append(box.start_s)
+    return times
 
 
 def main() -> None:
@@ -295,8 +313,17 @@ def main() -> None:
     parser.add_argument("--steps", type=positive_int, default=10_000)
     parser.add_argument("--rounds", type=positive_int, default=20)
     parser.add_argument("--watch-seconds", type=positive_int, default=30)
+    parser.add_argument("--start-rounds", type=positive_int, default=7)
+    parser.add_argument("--baseline", type=Path, help="another checkout to time start-up against")
+    parser.add_argument("--only-start", action="store_true", help="time start-up alone")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
+    if args.only_start:
+        with tempfile.TemporaryDirectory(prefix="bench-toolbox-") as tmp:
+            starts = measure_start(Path(tmp), args.start_rounds, args.baseline)
+        print_machine()
+        print_starts(starts)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-toolbox-") as tmp:
         root = Path(tmp) / "root"
         output = root / "output"
@@ -308,7 +335,7 @@ def main() -> None:
             f"{args.experiments} experiments of {args.steps} steps written in "
             f"{time.perf_counter() - made:.0f} s"
         )
-        starts = measure_start(root, Path(tmp), 5)
+        starts = measure_start(Path(tmp), args.start_rounds, args.baseline)
         box = Toolbox(root, Path(tmp) / "state", Path(tmp) / "toolbox.log")
         try:
             cold, warm = measure_runs_page(box, args.rounds)
@@ -317,9 +344,8 @@ def main() -> None:
             rss, peak = box.rss_mb()
         finally:
             box.stop()
-    print(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    for name, seconds in starts.items():
-        print(f"start of {name} (exec to first answer, median of 5): {seconds * 1000:.0f} ms")
+    print_machine()
+    print_starts(starts)
     print(f"RSS after the measurements: {rss:.0f} MB (peak {peak:.0f} MB)")
     print(
         f"Runs page, {args.experiments} runs x {args.steps}-step logs, first byte: "
@@ -335,6 +361,19 @@ def main() -> None:
             f"cost to a training run watched by {what} ({wall:.0f} s): Toolbox "
             f"{box_used:.2f} CPU s vs the run's {run_used:.1f} CPU s = "
             f"{100 * box_used / run_used:.2f} %"
+        )
+
+
+def print_machine() -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
+
+
+def print_starts(starts: dict[str, list[float]]) -> None:
+    for what, values in starts.items():
+        print(
+            f"start, {what}: median {statistics.median(values) * 1000:.0f} ms of {len(values)} "
+            f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f} ms)"
         )
 
 

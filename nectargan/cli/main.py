@@ -29,6 +29,9 @@ COMMAND_MODULES = (
     "nectargan.cli.export_cmd",
     "nectargan.cli.toolbox_cmd",
 )
+# Commands that must start fast get a parser holding only themselves when typed first:
+# registering every command imports their modules (pydantic, numpy, PIL: ~0.4 s).
+FAST_COMMANDS = {"toolbox": "nectargan.cli.toolbox_cmd"}
 # Sub-command attributes argparse sets for command groups (``nectargan data pair``).
 SUBCOMMAND_DESTS = ("data_command", "visdom_command", "config_command")
 ISSUES_FALLBACK = "the NectarGAN issue tracker"
@@ -36,13 +39,16 @@ EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The ``nectargan`` parser with ``modules``' commands. A fast command's parser holds
+    it alone, yet its help, usage and errors read the same: a sub-parser knows only its
+    own options, and the top-level usage names no command."""
     parser = argparse.ArgumentParser(
         prog="nectargan",
         description="Train Pix2pix-style GANs headlessly and watch them learn live in Visdom.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in present_modules(COMMAND_MODULES):
+    for module in present_modules(modules):
         module.register(subparsers)
     return parser
 
@@ -85,7 +91,9 @@ def report_bug(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run one command; ``prog`` names it in error lines when a script of its own ran it."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    fast = FAST_COMMANDS.get(argv[0]) if argv else None
+    parser = build_parser((fast,)) if fast else build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv  # e.g. for `train --nproc`, which relaunches itself under torchrun
     args.prog = prog
     return execute(args)

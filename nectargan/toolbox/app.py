@@ -3,31 +3,39 @@
 ``create_app(options)`` returns a Starlette app whose every request passes
 :class:`~nectargan.toolbox.security.Guard` first. Pages come from
 :data:`nectargan.toolbox.pages.PAGE_MODULES`; see that module for how one
-registers. The scheduler thread reaps child runs and starts queued ones.
+registers; a page named in :data:`~nectargan.toolbox.pages.LAZY_PAGES` is
+imported on its first request (see :class:`PageRouter`), so the Toolbox starts
+and answers without pydantic, numpy or PIL. The scheduler thread reaps child
+runs and starts queued ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
 import threading
 import traceback
 from collections.abc import AsyncIterator
+from types import ModuleType
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from nectargan.toolbox.context import STATIC_DIR, Toolbox, ToolboxOptions
-from nectargan.toolbox.pages import PAGE_MODULES
+from nectargan.toolbox.pages import LAZY_PAGES, PAGE_MODULES
 from nectargan.toolbox.security import Guard, GuardSettings, allowed_hosts_for
 from nectargan.utils.plugins import present_modules
 
 SCHEDULER_INTERVAL_S = 1.0
+WARM_UP_DELAY_S = 3.0  # the lazy pages are imported this long after start, off the first answers
 
 
 class Scheduler:
@@ -54,21 +62,76 @@ class Scheduler:
                 traceback.print_exc(file=sys.stderr)
 
 
-def load_pages(toolbox: Toolbox) -> list[BaseRoute]:
-    """Import each page module, note its nav entry, collect its routes."""
-    routes: list[BaseRoute] = []
-    for module in present_modules(PAGE_MODULES):  # a page not in this checkout is skipped
+class PageRoutes:
+    """Each page module's routes, in :data:`PAGE_MODULES` order; lazy pages on demand."""
+
+    def __init__(self, toolbox: Toolbox) -> None:
+        self.toolbox = toolbox
+        self.lazy = [name for name in LAZY_PAGES if _present(name)]
+        self._routes: dict[str, list[BaseRoute]] = {}
+        self._lock = threading.Lock()
+        for name, page in LAZY_PAGES.items():
+            if name in self.lazy:
+                toolbox.pages.append(page)
+        eager = [name for name in PAGE_MODULES if name not in LAZY_PAGES]
+        for module in present_modules(eager):  # a page not in this checkout is skipped
+            self._add(module, nav=True)
+        self.static = Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @property
+    def complete(self) -> bool:
+        return all(name in self._routes for name in self.lazy)
+
+    def routes(self) -> list[BaseRoute]:
+        ordered = [route for name in PAGE_MODULES for route in self._routes.get(name, [])]
+        return [*ordered, self.static]
+
+    def load_lazy(self) -> list[BaseRoute]:
+        """Import the lazy pages (once, whoever asks first); the whole route list."""
+        with self._lock:
+            for module in present_modules(n for n in self.lazy if n not in self._routes):
+                self._add(module, nav=False)
+            return self.routes()
+
+    def _add(self, module: ModuleType, nav: bool) -> None:
         page = getattr(module, "PAGE", None)
-        if page is not None:
-            toolbox.pages.append(page)
-        routes += module.routes(toolbox)
-    return routes
+        if nav and page is not None:
+            self.toolbox.pages.append(page)
+        self._routes[module.__name__] = module.routes(self.toolbox)
+
+
+class PageRouter(Router):
+    """Starlette's router over the eager pages' routes until a request matches none of
+    them: then the lazy pages are imported (in a worker thread) and it routes over all,
+    exactly as if every page had been imported at start."""
+
+    def __init__(self, pages: PageRoutes, **kwargs) -> None:
+        super().__init__(routes=pages.routes(), **kwargs)
+        self.pages = pages
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and not self.pages.complete and not self._matched(scope):
+            self.routes = await run_in_threadpool(self.pages.load_lazy)
+        await super().app(scope, receive, send)
+
+    def warm_up(self) -> None:
+        """Import the lazy pages ahead of their first request (from a timer thread)."""
+        self.routes = self.pages.load_lazy()
+
+    def _matched(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is Match.FULL for route in self.routes)
+
+
+def _present(name: str) -> bool:
+    """Whether a page module is in this checkout, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def create_app(options: ToolboxOptions) -> Starlette:
     toolbox = Toolbox(options)
-    routes = load_pages(toolbox)
-    routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
     guard = GuardSettings(
         token=options.token,
         port=options.port,
@@ -79,20 +142,24 @@ def create_app(options: ToolboxOptions) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         scheduler = Scheduler(toolbox) if options.background else None
+        warm_up = threading.Timer(WARM_UP_DELAY_S, router.warm_up)
+        warm_up.daemon = True
         if scheduler is not None:
             scheduler.start()
+            warm_up.start()
         try:
             yield
         finally:
+            warm_up.cancel()
             if scheduler is not None:
                 scheduler.stop()
 
+    router = PageRouter(PageRoutes(toolbox), lifespan=lifespan)
     app = Starlette(
-        routes=routes,
         middleware=[Middleware(Guard, settings=guard)],
         exception_handlers={HTTPException: _http_error},
-        lifespan=lifespan,
     )
+    app.router = router  # built before the first request builds the middleware stack
     app.state.toolbox = toolbox
     return app
 

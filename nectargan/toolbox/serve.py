@@ -11,7 +11,6 @@ import socket
 import sys
 import threading
 import time
-import webbrowser
 from typing import TextIO
 
 from nectargan.errors import UserError
@@ -73,6 +72,8 @@ def open_when_ready(options: ToolboxOptions, timeout: float = 10.0) -> None:
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection((target, options.port), timeout=0.5):
+                    import webbrowser  # only for --open: it costs ~10 ms to import
+
                     webbrowser.open(url_for(options))
                     return
             except OSError:

@@ -13,6 +13,12 @@ fills ``{% block content %}``; its script, if any, is a file in ``static/``
 loaded with ``{% block scripts %}`` (the CSP allows no inline script or style).
 Adding a page is one module plus one line here; a module missing from this
 checkout is skipped, so pages can land one at a time.
+
+A page whose imports are heavy (pydantic, numpy, PIL: the config schema, image
+reading) is also named in :data:`LAZY_PAGES` with its nav entry: it is imported
+on its first request (or by the warm-up a few seconds after start), so the
+Toolbox answers its first request without them. A test checks that nothing
+heavy is imported at start and that each entry here equals the module's ``PAGE``.
 """
 
 from __future__ import annotations
@@ -41,3 +47,13 @@ class Page:
     title: str
     path: str
     order: int = 50
+
+
+# Imported on first use, not at start; their nav entries, so the nav bar is whole before.
+LAZY_PAGES = {
+    "nectargan.toolbox.pages.new_run": Page("new_run", "New run", "/new", order=20),
+    "nectargan.toolbox.pages.dataset": Page("dataset", "Dataset", "/dataset", order=20),
+    "nectargan.toolbox.pages.testing": Page("testing", "Testing", "/testing", order=40),
+    "nectargan.toolbox.pages.utilities": Page("utilities", "Utilities", "/utilities", order=70),
+    "nectargan.toolbox.pages.review": Page("review", "Review", "/review", order=45),
+}
