@@ -12,8 +12,7 @@ import sys
 import pytest
 from _support import tiny_training_config, wait_for, write_config
 
-from nectargan.trainers import load_checkpoint
-from nectargan.trainers.checkpoint import find_checkpoint
+from nectargan.trainers import find_checkpoint, load_checkpoint
 from nectargan.trainers.lock import ExperimentBusy, ExperimentLock
 from nectargan.utils.atomic import atomic_write_text, is_temp_name
 

@@ -16,6 +16,7 @@ from nectargan.inference.checkpoints import resolve_checkpoint
 from nectargan.runs import records as rm
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.trainers.retention import epochs_to_delete
 
 REMOVED = "removed old checkpoints"
@@ -75,7 +76,7 @@ def test_keep_last_and_keep_every_leave_the_newest_and_the_milestones(tmp_path, 
 
     # best.pt still loads and holds its epoch, even when that epoch's file is gone
     best = rm.read_val_best(exp)
-    state = load_checkpoint(ckpt.find_checkpoint(exp, "best"))
+    state = load_checkpoint(find_checkpoint(exp, "best"))
     assert state["epoch"] == best["epoch"]
     assert main(["test", "--experiment", str(exp), "--epoch", "best", "--no-images"]) == 0
 
@@ -93,7 +94,7 @@ def test_keep_last_and_keep_every_leave_the_newest_and_the_milestones(tmp_path, 
         Pix2pixTrainer(cfg)
     # an epoch that was never saved keeps the plain message
     with pytest.raises(ckpt.CheckpointError, match=r"no checkpoint for epoch 9 .*3, 5, 6"):
-        ckpt.find_checkpoint(exp, 9)
+        find_checkpoint(exp, 9)
 
     # the newest is what a resume needs: it continues from there, and keeps pruning
     again = resume(trainer, 4)
@@ -125,7 +126,7 @@ def test_keep_last_0_keeps_all_then_a_resume_prunes_and_a_copied_best_survives(
     assert kept(exp) == [1, 5] and stuck.is_dir()  # the newest, and the one that stayed
     err = capsys.readouterr().err
     assert re.search(r"warning: could not delete .*epoch_0001\.pt: .*; it stays", err)
-    assert load_checkpoint(ckpt.find_checkpoint(exp, "best"))["epoch"] == best_epoch
+    assert load_checkpoint(find_checkpoint(exp, "best"))["epoch"] == best_epoch
 
 
 @pytest.mark.parametrize("key", ["save.keep_last", "save.keep_every"])

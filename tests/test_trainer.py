@@ -16,6 +16,7 @@ from nectargan.losses import read_loss_log
 from nectargan.trainers import Pix2pixTrainer, load_checkpoint
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.evaluate import eval_dataset, evaluate_generator, untrained_baseline
+from nectargan.trainers.resume.choose import find_checkpoint
 
 BATCHES = 8  # 32 training pairs / batch 4
 UPDATE_FREQUENCY = 3  # display at idx 0, 3, 6
@@ -140,7 +141,7 @@ def test_resume_continues_epochs_lr_and_loss_log(tmp_path, dataroot):
     epochs = log["losses"]["G_L1"]["epoch"]
     assert epochs == sorted(epochs) and epochs[-1] > 3 and len(log["runs"]) == 2
     assert (exp / "config.resume1.json").is_file()
-    state = load_checkpoint(ckpt.find_checkpoint(exp))
+    state = load_checkpoint(find_checkpoint(exp))
     assert state["epoch"] == 4 and state["global_step"] == 4 * BATCHES
 
 

@@ -16,6 +16,7 @@ from nectargan.trainers import precision
 from nectargan.trainers.data import auto_num_workers
 from nectargan.trainers.experiment import create_experiment_dir, existing_versions
 from nectargan.trainers.pix2pix_trainer import example_indices
+from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.trainers.trainer import _split_callback_kwargs, is_local_url
 from nectargan.utils.durations import format_duration
 from nectargan.utils.progress_bar import ProgressBar
@@ -120,11 +121,11 @@ def _save(exp, name, epoch):
 def test_checkpoint_round_trip_and_latest_pointer(tmp_path):
     _save(tmp_path, "epoch_0001.pt", 1)
     _save(tmp_path, "epoch_0002.pt", 2)
-    assert ckpt.find_checkpoint(tmp_path).name == "epoch_0002.pt"
+    assert find_checkpoint(tmp_path).name == "epoch_0002.pt"
     _save(tmp_path, ckpt.INTERRUPTED, 2)
-    assert ckpt.find_checkpoint(tmp_path).name == ckpt.INTERRUPTED
-    assert ckpt.find_checkpoint(tmp_path, 1).name == "epoch_0001.pt"
-    state = ckpt.load_checkpoint(ckpt.find_checkpoint(tmp_path, 2))
+    assert find_checkpoint(tmp_path).name == ckpt.INTERRUPTED
+    assert find_checkpoint(tmp_path, 1).name == "epoch_0001.pt"
+    state = ckpt.load_checkpoint(find_checkpoint(tmp_path, 2))
     assert state["epoch"] == 2 and torch.equal(state["w"], torch.ones(2))
     assert not list(ckpt.checkpoint_dir(tmp_path).glob("*.tmp"))
 
@@ -134,17 +135,17 @@ def test_latest_without_pointer_uses_newest_file(tmp_path):
     new = _save(tmp_path, "epoch_0001.pt", 1)
     (ckpt.checkpoint_dir(tmp_path) / ckpt.LATEST).unlink()
     os.utime(old, ns=(time.time_ns() - 10**9, time.time_ns() - 10**9))
-    assert ckpt.find_checkpoint(tmp_path) == new
+    assert find_checkpoint(tmp_path) == new
 
 
 def test_missing_checkpoints_name_what_exists(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="does not exist"):
-        ckpt.find_checkpoint(tmp_path / "nope")
+        find_checkpoint(tmp_path / "nope")
     with pytest.raises(ckpt.CheckpointError, match="no checkpoint in"):
-        ckpt.find_checkpoint(tmp_path)
+        find_checkpoint(tmp_path)
     _save(tmp_path, "epoch_0002.pt", 2)
     with pytest.raises(ckpt.CheckpointError, match=r"epoch 5 .*epochs with checkpoints: 2"):
-        ckpt.find_checkpoint(tmp_path, 5)
+        find_checkpoint(tmp_path, 5)
 
 
 def test_foreign_or_corrupt_files_are_refused(tmp_path):

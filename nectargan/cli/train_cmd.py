@@ -12,7 +12,7 @@ from typing import Any
 
 from nectargan.cli.config_flags import add_set_option, config_from_args, packaged_config_path
 from nectargan.config.schema import PRECISION_MODES
-from nectargan.errors import ConfigUserError
+from nectargan.errors import CheckpointUserError, ConfigUserError
 from nectargan.runs.records import run_seconds
 from nectargan.utils.durations import format_duration
 from nectargan.utils.launch import launched_world_size
@@ -256,13 +256,13 @@ def _stop_if_complete(config: Any) -> None:
 
 def _print_resume_hint(trainer: Any) -> None:
     """``resume with: ...`` only when there is a checkpoint to resume from."""
-    from nectargan.trainers import checkpoint as ckpt
+    from nectargan.trainers.resume.choose import find_checkpoint
 
     if not trainer.is_main_process or trainer.experiment_dir is None:
         return
     try:
-        ckpt.find_checkpoint(trainer.experiment_dir)
-    except ckpt.CheckpointError:
+        find_checkpoint(trainer.experiment_dir)
+    except CheckpointUserError:
         print(
             f"no checkpoint was written in {trainer.experiment_dir}; there is nothing to resume",
             file=sys.stderr,
@@ -404,15 +404,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def epoch_choice(value: str) -> int | str:
-    """``--epoch``: a number of completed epochs, -1 for the latest, or ``best``."""
-    if value == "best":
-        return value
+    """``--epoch``: a number of completed epochs, -1 or ``latest``, or ``best``; refused
+    while parsing, with the resume package's reading of it (torch only once it is given)."""
+    from nectargan.trainers.resume.choose import parse_epoch
+
     try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an epoch number, -1 (latest) or 'best', got {value!r}"
-        ) from None
+        return parse_epoch(value)
+    except CheckpointUserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--epoch: ")) from None
 
 
 def _add_test(sub: argparse._SubParsersAction) -> None:
@@ -425,7 +424,7 @@ def _add_test(sub: argparse._SubParsersAction) -> None:
         "--epoch",
         type=epoch_choice,
         default=-1,
-        help="checkpoint epoch, -1 (latest) or 'best' (best validation L1, checkpoints/best.pt)",
+        help="checkpoint epoch, latest or -1 (default), or 'best' (best validation L1, checkpoints/best.pt)",
     )
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument(

@@ -1,7 +1,7 @@
-"""Which checkpoint ``--epoch`` names, and the generator inside it ready for inference.
+"""The generator of the checkpoint ``--epoch`` names, ready for inference.
 
-``--epoch`` is resolved in :func:`resolve_checkpoint` alone, so a new name (``best``)
-is one branch here and every command that takes ``--epoch`` gets it.
+Which file ``--epoch`` names is decided in the resume package alone
+(:mod:`nectargan.trainers.resume.choose`), for training, ``test``, ``infer`` and ``export``.
 """
 
 from __future__ import annotations
@@ -16,40 +16,10 @@ from nectargan.errors import CheckpointUserError
 from nectargan.inference.model_info import ModelInfo
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import build_generator
-from nectargan.utils.numbers import is_int
+from nectargan.trainers.resume.choose import BEST, LATEST, find_checkpoint, parse_epoch
 
-LATEST, BEST = "latest", "best"
-
-
-def parse_epoch(text: str | int) -> int | str:
-    """``'latest'`` / ``-1`` -> ``'latest'``; ``'best'``; ``'7'`` -> 7; anything else is refused."""
-    if is_int(text):
-        value = text
-    else:
-        word = str(text).strip().lower()
-        if word in (LATEST, BEST):
-            return word
-        try:
-            value = int(word)
-        except ValueError:
-            raise CheckpointUserError(
-                f"--epoch: expected a number of completed epochs, 'latest' or 'best', got {text!r}"
-            ) from None
-    if value == -1:
-        return LATEST
-    if value < 0:
-        raise CheckpointUserError(
-            f"--epoch: expected a number of completed epochs >= 0, 'latest' or 'best', got {value}"
-        )
-    return value
-
-
-def resolve_checkpoint(experiment_dir: str | Path, epoch: str | int = LATEST) -> Path:
-    """The checkpoint file ``epoch`` names in ``experiment_dir`` (a number, 'latest', 'best')."""
-    spec = parse_epoch(epoch)
-    if spec == BEST:  # checkpoints/best.pt, written by live validation
-        return ckpt.find_checkpoint(experiment_dir, BEST)
-    return ckpt.find_checkpoint(experiment_dir, -1 if spec == LATEST else int(spec))
+resolve_checkpoint = find_checkpoint  # the name this module gave it before it moved
+__all__ = ["BEST", "LATEST", "load_inference_generator", "parse_epoch", "resolve_checkpoint"]
 
 
 def load_inference_generator(
@@ -63,7 +33,7 @@ def load_inference_generator(
     statistics gathered in training, so an image's output does not depend on which
     other images share its batch, and runs repeat exactly (see docs/inference.md).
     """
-    path = resolve_checkpoint(experiment_dir, epoch)
+    path = find_checkpoint(experiment_dir, epoch)
     state = ckpt.load_checkpoint(path, map_location=device)
     config = Config.load(state["config"])
     generator = build_generator(config)

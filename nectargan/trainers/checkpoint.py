@@ -12,7 +12,8 @@ Layout inside an experiment directory::
 
 Files are written to a temporary name and renamed, so a Ctrl-C during a save
 never leaves a truncated checkpoint behind. Loading uses ``weights_only=True``:
-a checkpoint is data, never code.
+a checkpoint is data, never code. Which file an epoch spec (N, latest, best) names
+is :func:`nectargan.trainers.resume.choose.find_checkpoint`.
 """
 
 from __future__ import annotations
@@ -110,58 +111,6 @@ def list_epoch_checkpoints(experiment_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def find_checkpoint(experiment_dir: str | Path, epoch: int | str = -1) -> Path:
-    """The checkpoint after ``epoch`` completed epochs, the most recent one for -1, or
-    ``best.pt`` (best validation L1) for ``'best'``."""
-    experiment_dir = Path(experiment_dir)
-    if not experiment_dir.is_dir():
-        problem = "is not a directory" if experiment_dir.exists() else "does not exist"
-        raise CheckpointError(f"experiment directory {str(experiment_dir)!r} {problem}")
-    if epoch == "best":
-        best = checkpoint_dir(experiment_dir) / BEST
-        if not best.is_file():
-            raise CheckpointError(
-                f"no {BEST} in {str(checkpoint_dir(experiment_dir))!r}: it is written when a "
-                "validation improves the val L1 (visualizer.visdom.val_every > 0 and a val/ or "
-                "test/ split); pass an epoch number or -1 (latest) instead"
-            )
-        return best
-    epochs = list_epoch_checkpoints(experiment_dir)
-    if epoch == -1:
-        latest = _latest(experiment_dir)
-        if latest is None:
-            raise CheckpointError(
-                f"no checkpoint in {str(checkpoint_dir(experiment_dir))!r}; "
-                "expected epoch_NNNN.pt, interrupted.pt or mid_epoch.pt from a training run"
-            )
-        return latest
-    if epoch not in epochs:
-        raise CheckpointError(_missing_epoch_message(experiment_dir, int(epoch), epochs))
-    return epochs[epoch]
-
-
-def _missing_epoch_message(experiment_dir: Path, epoch: int, epochs: dict[int, Path]) -> str:
-    """Why epoch ``epoch`` has no file: never saved, or deleted on purpose (save.keep_last)."""
-    available = ", ".join(str(e) for e in epochs) or "none"
-    if (checkpoint_dir(experiment_dir) / BEST).is_file():
-        available += "; 'best' is best.pt"
-    pruned = read_pruned(experiment_dir)
-    if epoch not in pruned.get("epochs", ()):
-        return (
-            f"no checkpoint for epoch {epoch} in {str(experiment_dir)!r} "
-            f"(epochs with checkpoints: {available}; -1 means the latest)"
-        )
-    keep_last, keep_every = pruned.get("keep_last", "N"), pruned.get("keep_every", 0)
-    rule = f"only the newest {keep_last} epoch checkpoints are kept"
-    if keep_every:
-        rule += f", and epochs that are multiples of save.keep_every {keep_every}"
-    return (
-        f"the checkpoint of epoch {epoch} in {str(experiment_dir)!r} was deleted by "
-        f"save.keep_last {keep_last} ({rule}); epochs with checkpoints: {available}; "
-        "-1 means the latest"
-    )
-
-
 def read_pruned(experiment_dir: str | Path) -> dict[str, Any]:
     """``pruned.json`` (``{"epochs": [...], "keep_last": N, "keep_every": K}``), or {}.
 
@@ -186,17 +135,6 @@ def latest_named(experiment_dir: Path) -> Path | None:
     if isinstance(name, str) and "/" not in name and (folder / name).is_file():
         return folder / name
     return None
-
-
-def _latest(experiment_dir: Path) -> Path | None:
-    """Follow latest.json; without it (e.g. a hand-copied dir), take the newest file."""
-    named = latest_named(experiment_dir)
-    if named is not None:
-        return named
-    folder = checkpoint_dir(experiment_dir)
-    candidates = list(list_epoch_checkpoints(experiment_dir).values())
-    candidates += [folder / n for n in (INTERRUPTED, MID_EPOCH) if (folder / n).is_file()]
-    return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def load_checkpoint(

@@ -28,6 +28,7 @@ from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import build_generator
 from nectargan.trainers.data import make_dataset
 from nectargan.trainers.precision import eval_mode, resolve_device, resolve_precision
+from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.trainers.triplet_files import save_triplet
 from nectargan.utils.outputs import output_dir
 
@@ -40,7 +41,7 @@ def load_generator(
     experiment_dir: str | Path, epoch: int | str = -1, device: str | torch.device = "cpu"
 ) -> tuple[UnetGenerator, Config, dict[str, Any], Path]:
     """The generator of a checkpoint, built from the config stored inside it."""
-    path = ckpt.find_checkpoint(experiment_dir, epoch)
+    path = find_checkpoint(experiment_dir, epoch)
     state = ckpt.load_checkpoint(path, map_location=device)
     config = Config.load(state["config"])
     generator = build_generator(config).to(device)

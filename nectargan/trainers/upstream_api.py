@@ -30,6 +30,7 @@ from nectargan.config.upstream_load import load_accepting_upstream
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.data import dataroot_for, make_dataset, make_loader
 from nectargan.trainers.precision import eval_mode
+from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.trainers.triplet_files import save_triplet
 from nectargan.utils.atomic import atomic_writer
 
@@ -161,7 +162,7 @@ class UpstreamTrainerAPI:
         if chosen in files:
             raw = torch.load(files[chosen], map_location=self.device, weights_only=True)
             return {"model": raw["state_dict"], "optimizer": raw["optimizer"]}
-        ours = ckpt.load_checkpoint(ckpt.find_checkpoint(folder, epoch), self.device)
+        ours = ckpt.load_checkpoint(find_checkpoint(folder, epoch), self.device)
         return ours["networks"][key]
 
     def save_xyz_examples(self, network: nn.Module, dataloader: Any) -> list[Path]:

@@ -19,13 +19,13 @@ import torch
 
 from nectargan import experiment_layout as layout
 from nectargan.errors import ConfigUserError
-from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.data import restore_order, resumable_sampler
 from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.lock import claim_experiment
 from nectargan.trainers.resume import auto as auto_resume
 from nectargan.trainers.resume import history
 from nectargan.trainers.resume import plan as resuming
+from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.trainers.run_record import RunRecord
 from nectargan.trainers.signals import protect
 
@@ -76,7 +76,7 @@ class ResumeSteps:
         path = Path(experiment_dir).expanduser()
         if self.is_main_process and path.is_dir():  # before anything is read or written
             self.lock = claim_experiment(path, self.log)
-        self.resume_path = ckpt.find_checkpoint(path, epoch)
+        self.resume_path = find_checkpoint(path, epoch)
         header = resuming.read_header(self.resume_path)  # broken file: named, with the fix
         resuming.check_architecture(header["config"], self.config, self.resume_path)
         resuming.check_epochs(self.config, int(header["epoch"]), self.resume_path)

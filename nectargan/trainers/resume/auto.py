@@ -39,6 +39,7 @@ from nectargan.trainers.data import synthetic_dataroot
 from nectargan.trainers.experiment import existing_versions
 from nectargan.trainers.lock import holder_if_locked
 from nectargan.trainers.resume import plan as resuming
+from nectargan.trainers.resume.choose import LATEST, find_checkpoint
 
 # Where the experiment lives: these locate the directory, they are not compared.
 LOCATION_KEYS = ("common.output_directory", "common.experiment_name")
@@ -135,7 +136,7 @@ def _consider(path: Path, config: Any, decision: Decision) -> bool:
     if holder is not None:
         raise _busy(path, holder)
     try:
-        checkpoint = ckpt.find_checkpoint(path, -1)
+        checkpoint = find_checkpoint(path, LATEST)
     except ckpt.CheckpointError:
         decision.notes.append(f"skipping {path}: same setup, but no checkpoint to resume from")
         return False

@@ -22,6 +22,7 @@ from typing import Any
 from nectargan.errors import ConfigUserError
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.lock import busy_without_checkpoint
+from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.utils.mapping import flatten
 
 # Dotted keys (or prefixes ending in '.') that may change when a run is resumed.
@@ -94,7 +95,7 @@ def plan_resume(
     from nectargan.config import Config
 
     try:
-        path = ckpt.find_checkpoint(experiment_dir, epoch)
+        path = find_checkpoint(experiment_dir, epoch)
     except ckpt.CheckpointError:  # none yet: say so if a run is training there right now
         busy = busy_without_checkpoint(experiment_dir, "--resume") if epoch == -1 else None
         if busy is not None:
