@@ -79,7 +79,7 @@ def worker(args: argparse.Namespace) -> None:
     trainer = Pix2pixTrainer(cfg, quicksetup=False, log_losses=False)
     trainer.on_epoch_start()
     run_steps(trainer, args.warmup)
-    sync = trainer.dist.barrier if trainer.dist is not None else (lambda: None)
+    sync = trainer.procs.barrier  # a no-op in a single process
     sync()
     start = time.perf_counter()
     run_steps(trainer, args.steps)

@@ -351,9 +351,8 @@ def ddp_worker(spec: dict[str, Any]) -> None:
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
-    dist_info = trainer.dist
     report = {
-        "backend": dist_info.backend if dist_info else None,
+        "backend": trainer.procs.backend,
         "world_size": trainer.world_size,
         "ddp_wrapped": type(trainer.gen_fwd).__name__,
         "epochs_completed": trainer.epochs_completed,

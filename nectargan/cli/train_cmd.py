@@ -43,10 +43,10 @@ def describe_run(trainer: Any) -> None:
         f"data: {dl.dataroot} ({len(loader.dataset)} training pairs, batch {dl.batch_size}, "
         f"{len(loader)} iterations/epoch, {dl.crop_size}px)"
     )
-    if trainer.dist is not None:
+    if trainer.procs.distributed:
         n = trainer.world_size
         print(
-            f"processes: {n} ({trainer.dist.backend}), batch {dl.batch_size} per process "
+            f"processes: {n} ({trainer.procs.backend}), batch {dl.batch_size} per process "
             f"= {n * dl.batch_size} per step, {torch_threads()} thread(s) per process"
         )
     fmt = ", channels_last" if trainer.memory_format == torch.channels_last else ""
@@ -207,7 +207,7 @@ def _train(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # a lost rank or node: say which, not a traceback per rank
         from nectargan.trainers.peer_loss import describe_peer_loss
 
-        lost = describe_peer_loss(exc, trainer.world_size) if trainer.dist is not None else None
+        lost = describe_peer_loss(exc, trainer.world_size) if trainer.procs.distributed else None
         if lost is None:
             raise
         print(f"nectargan train (rank {trainer.rank}): {lost}", file=sys.stderr, flush=True)

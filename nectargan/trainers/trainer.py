@@ -156,7 +156,11 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
 
     @property
     def dist(self) -> Distributed | None:
-        """The process group of a ``torchrun`` job; None in a single process."""
+        """The process group of a ``torchrun`` job; None in a single process.
+
+        Public (callers and tests/test_distributed.py read it); the trainer and the CLI
+        themselves go through ``self.procs``, whose single-process stand-in is a no-op.
+        """
         return self.procs if isinstance(self.procs, Distributed) else None
 
     @property
