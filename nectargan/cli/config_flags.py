@@ -1,4 +1,4 @@
-"""The config flags every command shares: ``--config``, ``--set`` and the named shortcuts.
+"""The flags several commands share: ``--config``, ``--set``, the named shortcuts and ``--epoch``.
 
 ``train``, ``test``, ``demo``, ``config show`` and ``data preview`` build their config
 the same way (a file or packaged name, then flag overrides; resuming, the checkpoint's
@@ -17,7 +17,7 @@ from typing import Any
 
 from nectargan.config import Config
 from nectargan.config.config import check_output_directory
-from nectargan.errors import ConfigUserError
+from nectargan.errors import CheckpointUserError, ConfigUserError
 
 PACKAGED_CONFIGS = ("demo",)
 
@@ -146,21 +146,46 @@ def named_after_data(overrides: dict[str, Any]) -> dict[str, Any]:
     return named
 
 
+def epoch_choice(value: str) -> int | str:
+    """``--epoch``: a number of completed epochs, -1 or ``latest``, or ``best``; refused
+    while parsing, with the resume package's reading of it (torch only once it is given)."""
+    from nectargan.trainers.resume.choose import parse_epoch
+
+    try:
+        return parse_epoch(value)
+    except CheckpointUserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--epoch: ")) from None
+
+
+def add_epoch_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--epoch``, as ``test``, ``infer`` and ``export`` take it: which checkpoint of the run."""
+    p.add_argument(
+        "--epoch",
+        type=epoch_choice,
+        default="latest",
+        metavar="N|latest|best",
+        help="checkpoint after N epochs, latest (default; -1 too) or best (best validation L1, "
+        "checkpoints/best.pt)",
+    )
+
+
 def _describe_source(source: Any) -> str:
     return "config" if source is None else f"{source} with the command line's settings"
 
 
-def add_config_options(p: argparse.ArgumentParser) -> None:
+def add_config_options(p: argparse.ArgumentParser, default: str = "packaged defaults") -> None:
     """``--config`` and ``--set``: enough to name any effective config."""
     p.add_argument(
         "--config",
         metavar="FILE",
-        help="JSON config (missing keys take the defaults); 'demo' names the packaged demo config",
+        help="JSON config (missing keys take the defaults); 'demo' names the packaged demo "
+        f"config (default: {default})",
     )
     add_set_option(p)
 
 
 def add_set_option(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE``, repeatable: any config value by its dotted key."""
     p.add_argument(
         "--set",
         action="append",

@@ -6,6 +6,9 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
+
+from nectargan.cli.config_flags import add_config_options, config_from_args
 
 
 def _user_files(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -43,31 +46,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_pair(args: argparse.Namespace) -> int:
-    from nectargan.dataset.tools import pair_folders, plan_pair
+    from nectargan.dataset.tools import carry_out_pair, plan_pair
 
     plan = plan_pair(args.a_dir, args.b_dir, args.out, resize=args.resize)
-    if args.dry_run:
-        print("\n".join(["dry run: nothing written", *plan.describe()]))
-        return 0
-    counts = pair_folders(args.a_dir, args.b_dir, args.out, plan=plan)
-    detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
-    print(f"paired {sum(counts.values())} images into {args.out} ({detail})")
-    return 0
+    return _write_or_describe(args, plan, carry_out_pair, "paired")
 
 
 @_user_files
 def cmd_split(args: argparse.Namespace) -> int:
-    from nectargan.dataset.tools import plan_split, split_dataset
+    from nectargan.dataset.tools import carry_out_split, plan_split
 
     plan = plan_split(args.src, args.out, ratios=args.ratios, seed=args.seed)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
+    return _write_or_describe(args, plan, carry_out_split, "split")
+
+
+def _write_or_describe(
+    args: argparse.Namespace, plan: Any, carry_out: Callable[[Any], dict[str, int]], verb: str
+) -> int:
+    """A folder tool's two ends, shared: ``--dry-run`` prints the checked plan, else the
+    plan is carried out and the images written per split are counted."""
     if args.dry_run:
         print("\n".join(["dry run: nothing written", *plan.describe()]))
         return 0
-    counts = split_dataset(args.src, args.out, plan=plan)
+    counts = carry_out(plan)
     detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
-    print(f"split {sum(counts.values())} images into {args.out} ({detail})")
+    print(f"{verb} {sum(counts.values())} images into {args.out} ({detail})")
     return 0
 
 
@@ -86,7 +91,6 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_preview(args: argparse.Namespace) -> int:
-    from nectargan.cli.config_flags import config_from_args
     from nectargan.dataset.preview import check_columns, image_format, write_preview
     from nectargan.trainers.data import dataroot_for, make_dataset
 
@@ -176,14 +180,8 @@ def _add_preview(sub: argparse._SubParsersAction) -> None:
         "augmentation a training run with this config uses; --split val shows them "
         "without augmentation. The output's suffix (.png, .jpg, .webp...) sets its format.",
     )
-    p.add_argument("--config", help="JSON config file or packaged name (default: defaults)")
+    add_config_options(p)
     p.add_argument("--dataroot", metavar="DIR", help="dataset with train/ val/ test/")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any config value, e.g. --set dataloader.augment.elastic.p=1 (repeatable)",
-    )
     p.add_argument("--split", choices=("train", "val", "test"), default="train")
     p.add_argument("--n", type=int, default=8, help="number of pairs (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

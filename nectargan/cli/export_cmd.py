@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nectargan.cli.config_flags import add_epoch_option
 from nectargan.cli.infer_cmd import EXIT_FAILED
 
 
@@ -59,12 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "vs torch on images of the run); a failed check exits 1 and keeps no file.",
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
-    p.add_argument(
-        "--epoch",
-        default="latest",
-        metavar="N|latest|best",
-        help="checkpoint: N epochs, latest (default) or best",
-    )
+    add_epoch_option(p)
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
     p.add_argument(
         "--output",

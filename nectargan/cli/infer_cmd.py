@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nectargan.cli.config_flags import add_epoch_option
 from nectargan.errors import UserError
 
 # Bad input raises a UserError, which the CLI's one handler turns into a line and exit 2.
@@ -96,12 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--experiment", metavar="DIR", help="experiment directory (its checkpoint)")
     src.add_argument("--model", metavar="FILE.onnx", help="an exported ONNX model (onnxruntime)")
-    p.add_argument(
-        "--epoch",
-        default="latest",
-        metavar="N|latest|best",
-        help="checkpoint after N epochs, 'latest' (default) or 'best' (best validation L1), with --experiment",
-    )
+    add_epoch_option(p)  # with --experiment
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--output", "-o", required=True, metavar="OUT", help="output folder")
     p.add_argument("--recursive", action="store_true", help="also read folders' subfolders")

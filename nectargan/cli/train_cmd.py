@@ -10,7 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nectargan.cli.config_flags import add_set_option, config_from_args, packaged_config_path
+from nectargan.cli.config_flags import (
+    add_config_options,
+    add_epoch_option,
+    config_from_args,
+    packaged_config_path,
+)
 from nectargan.config.schema import PRECISION_MODES
 from nectargan.errors import CheckpointUserError, ConfigUserError
 from nectargan.runs.records import run_seconds
@@ -347,12 +352,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -> None:
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"JSON config (missing keys take the defaults); 'demo' names the packaged demo "
-        f"config (default: {default_config})",
-    )
+    add_config_options(p, default_config)
     p.add_argument("--epochs", type=int, help="epochs at the initial learning rate")
     p.add_argument("--epochs-decay", type=int, help="further epochs with linear LR decay to 0")
     p.add_argument(
@@ -371,7 +371,6 @@ def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -
     )
     p.add_argument("--port", type=int, help="Visdom server port")
     p.add_argument("--env", help="Visdom environment name")
-    add_set_option(p)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -403,29 +402,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def epoch_choice(value: str) -> int | str:
-    """``--epoch``: a number of completed epochs, -1 or ``latest``, or ``best``; refused
-    while parsing, with the resume package's reading of it (torch only once it is given)."""
-    from nectargan.trainers.resume.choose import parse_epoch
-
-    try:
-        return parse_epoch(value)
-    except CheckpointUserError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--epoch: ")) from None
-
-
 def _add_test(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "test",
         help="run a trained generator on the test split: output triplets and L1/PSNR/SSIM",
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
-    p.add_argument(
-        "--epoch",
-        type=epoch_choice,
-        default=-1,
-        help="checkpoint epoch, latest or -1 (default), or 'best' (best validation L1, checkpoints/best.pt)",
-    )
+    add_epoch_option(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument(
         "--precision",

@@ -11,11 +11,8 @@ from typing import Any
 
 import torch
 
-from nectargan.config import Config
-from nectargan.errors import CheckpointUserError
 from nectargan.inference.model_info import ModelInfo
-from nectargan.trainers import checkpoint as ckpt
-from nectargan.trainers.builders import build_generator
+from nectargan.trainers.evaluate import load_generator
 from nectargan.trainers.resume.choose import BEST, LATEST, find_checkpoint, parse_epoch
 
 resolve_checkpoint = find_checkpoint  # the name this module gave it before it moved
@@ -33,16 +30,7 @@ def load_inference_generator(
     statistics gathered in training, so an image's output does not depend on which
     other images share its batch, and runs repeat exactly (see docs/inference.md).
     """
-    path = find_checkpoint(experiment_dir, epoch)
-    state = ckpt.load_checkpoint(path, map_location=device)
-    config = Config.load(state["config"])
-    generator = build_generator(config)
-    try:
-        generator.load_state_dict(state["networks"]["G"]["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointUserError(
-            f"checkpoint {str(path)!r} holds no generator weights matching its own config: {exc}"
-        ) from exc
-    generator.to(device).eval()
+    generator, config, state, path = load_generator(experiment_dir, epoch, device)
+    generator.eval()
     info = ModelInfo.from_config(config, epoch=int(state.get("epoch", 0)))
     return generator, config, info, path

@@ -10,31 +10,19 @@ from nectargan.models import PatchGANDiscriminator, UnetGenerator
 
 
 def build_generator(config: Config) -> UnetGenerator:
-    g = config.train.generator
-    channels = config.dataloader.channels
-    return UnetGenerator(
-        in_channels=channels,
-        out_channels=channels,
-        features=g.features,
-        n_downs=g.n_downs,
-        block_type=g.block_type,
-        upsample=g.upsample,
-        use_dropout=g.use_dropout,
-        norm=g.norm,
-    )
+    """The U-Net ``train.generator`` describes: each key there is one of its arguments."""
+    return UnetGenerator(**_channels(config), **config.train.generator.model_dump())
 
 
 def build_discriminator(config: Config) -> PatchGANDiscriminator:
-    d = config.train.discriminator
+    """The PatchGAN ``train.discriminator`` describes: each key there is one of its arguments."""
+    return PatchGANDiscriminator(**_channels(config), **config.train.discriminator.model_dump())
+
+
+def _channels(config: Config) -> dict[str, int]:
+    """Image channels in and out (``dataloader.channels``): a pix2pix pair has the same on both."""
     channels = config.dataloader.channels
-    return PatchGANDiscriminator(
-        in_channels=channels,
-        out_channels=channels,
-        base_channels=d.base_channels,
-        max_channels=d.max_channels,
-        n_layers=d.n_layers,
-        norm=d.norm,
-    )
+    return {"in_channels": channels, "out_channels": channels}
 
 
 def build_adam(

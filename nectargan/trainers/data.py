@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from nectargan.dataset import AugmentConfig, PairedDataset, generate_synthetic_dataset
-from nectargan.errors import DataUserError
+from nectargan.errors import MissingDataError
 from nectargan.trainers.loader_sizing import AutoSizedLoader, probe_item_seconds
 
 SYNTHETIC_DIR = "datasets"
@@ -32,14 +33,22 @@ def ensure_synthetic_dataset(output_directory: str | Path, synthetic: Mapping[st
     )
 
 
-def dataroot_for(config: Any) -> Path:
-    """``dataloader.dataroot``, or the built-in synthetic dataset (made once) when unset."""
+def dataroot_for(
+    config: Any, run_once: Callable[[Callable[[], Path]], Path] = lambda make: make()
+) -> Path:
+    """``dataloader.dataroot``, or the built-in synthetic dataset (made once) when unset.
+
+    ``run_once(make)`` makes that dataset: the trainer passes its process group's
+    ``main_first``, so in a distributed job rank 0 writes it while the others wait.
+    """
     dl = config.dataloader
     if dl.dataroot is None:
-        return ensure_synthetic_dataset(config.common.output_directory, dl.synthetic)
+        return run_once(
+            partial(ensure_synthetic_dataset, config.common.output_directory, dl.synthetic)
+        )
     root = Path(dl.dataroot).expanduser()
     if not root.is_dir():
-        raise DataUserError(
+        raise MissingDataError(
             f"dataloader.dataroot: {str(root)!r} is not a directory; expected a folder "
             "with train/ (and val/, test/) subfolders of side-by-side A|B images"
         )

@@ -21,7 +21,7 @@ from nectargan import experiment_layout as layout
 from nectargan.config import Config
 from nectargan.dataset import PairedDataset
 from nectargan.dataset.io import has_images
-from nectargan.errors import MissingDataError
+from nectargan.errors import CheckpointUserError, MissingDataError
 from nectargan.metrics import MetricAverager, all_metrics
 from nectargan.models import UnetGenerator
 from nectargan.trainers import checkpoint as ckpt
@@ -40,13 +40,22 @@ EVAL_BATCH_SIZE = 16
 def load_generator(
     experiment_dir: str | Path, epoch: int | str = -1, device: str | torch.device = "cpu"
 ) -> tuple[UnetGenerator, Config, dict[str, Any], Path]:
-    """The generator of a checkpoint, built from the config stored inside it."""
+    """The generator of a checkpoint, built from the config stored inside it.
+
+    (generator, its config, the checkpoint's state, its path); ``test``, ``infer`` and
+    ``export`` all load theirs here.
+    """
     path = find_checkpoint(experiment_dir, epoch)
     state = ckpt.load_checkpoint(path, map_location=device)
     config = Config.load(state["config"])
-    generator = build_generator(config).to(device)
-    generator.load_state_dict(state["networks"]["G"]["model"])
-    return generator, config, state, path
+    generator = build_generator(config)
+    try:
+        generator.load_state_dict(state["networks"]["G"]["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointUserError(
+            f"checkpoint {str(path)!r} holds no generator weights matching its own config: {exc}"
+        ) from exc
+    return generator.to(device), config, state, path
 
 
 def eval_dataset(

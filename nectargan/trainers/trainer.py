@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,11 @@ import torch
 
 from nectargan import experiment_layout as layout
 from nectargan.config import Config
-from nectargan.errors import MissingDataError
 from nectargan.losses import LossManager
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.builders import memory_format
 from nectargan.trainers.dashboard import Dashboard, DashboardSteps, is_local_url, log_line
-from nectargan.trainers.data import ensure_synthetic_dataset, order_state, usable_cores
+from nectargan.trainers.data import dataroot_for, order_state, usable_cores
 from nectargan.trainers.distributed import (
     Distributed,
     RankDebugLog,
@@ -396,19 +394,9 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
         The resolved path is written back into the config, so the exported
         config and checkpoints say which data the run used.
         """
-        dl = self.config.dataloader
-        if dl.dataroot is not None:
-            root = Path(dl.dataroot).expanduser()
-            if not root.is_dir():
-                raise MissingDataError(
-                    f"dataloader.dataroot: {str(root)!r} is not a directory; expected a folder "
-                    "with train/ (and val/, test/) subfolders of side-by-side A|B images"
-                )
-            return root
-        make = partial(ensure_synthetic_dataset, self.config.common.output_directory, dl.synthetic)
-        # distributed: rank 0 generates it, the others wait, then find it finished
-        root = self.procs.main_first(make)
-        self.config = self.config.with_overrides({"dataloader.dataroot": str(root.resolve())})
+        root = dataroot_for(self.config, self.procs.main_first)
+        if self.config.dataloader.dataroot is None:
+            self.config = self.config.with_overrides({"dataloader.dataroot": str(root.resolve())})
         return root
 
     def init_loss_manager(self) -> LossManager:
