@@ -11,7 +11,8 @@ import pytest
 from _support import wait_for
 from _toolbox import browser_client, make_root, toolbox_app
 
-from nectargan.toolbox.utility_jobs import failure_line, opset_range, self_check
+from nectargan.toolbox.child_jobs import failure_line
+from nectargan.toolbox.utility_jobs import opset_range, self_check
 
 pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -76,6 +76,16 @@ def browse(raw: str, roots: Sequence[Path], suffix: str | None = None) -> Listin
     return listing
 
 
+def browse_answer(raw: str, roots: Sequence[Path], suffix: str | None = None) -> tuple[dict, int]:
+    """A picker's request answered: (the listing or ``{"error": ...}``, HTTP status)."""
+    try:
+        return browse(raw, roots, suffix).to_dict(), 200
+    except PathRefused as exc:
+        return {"error": str(exc)}, 403
+    except OSError as exc:
+        return {"error": f"cannot list it: {exc.strerror}"}, 404
+
+
 @dataclass
 class DatasetCheck:
     """What the page shows under the dataset root before Start."""

@@ -32,6 +32,12 @@ from typing import TYPE_CHECKING, Any
 from nectargan import experiment_layout as layout
 from nectargan.errors import UserError
 from nectargan.runs.status import now_iso
+from nectargan.toolbox.children import (
+    process_alive,
+    process_start_time,
+    signal_session,
+    spawn,
+)
 from nectargan.toolbox.paths import PathRefused, confine
 from nectargan.toolbox.runs_index import lock_holder
 from nectargan.utils.atomic import atomic_write_text
@@ -41,7 +47,6 @@ if TYPE_CHECKING:
 
 PENDING_LOG_DIR = ".toolbox-logs"
 EXPERIMENT_LINE = re.compile(r"^experiment: (.+?)(?: \(resuming after epoch \d+\))?$", re.M)
-LAUNCHER_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 SNAPSHOT_DIR = "snapshots"
 
 
@@ -70,27 +75,6 @@ class Launch:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_alive(pid: int | None, start: str | None = None) -> bool:
-    """Whether ``pid`` still runs (and is the same process, when its start time is known)."""
-    if not pid:
-        return False
-    now = process_start_time(pid)
-    if now is None:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    return state != "Z" and (start is None or now == start)
 
 
 class Launcher:
@@ -202,22 +186,8 @@ class Launcher:
         return launch
 
     def _spawn(self, launch_id: str, kind: str, args: list[str], log_path: Path) -> Launch:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [self.toolbox.options.python, "-m", "nectargan", *args]
-        env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
-        env["PYTHONUNBUFFERED"] = "1"
-        with open(log_path, "ab") as log:
-            log.write(f"--- nectargan toolbox, {now_iso()}: {' '.join(args)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.toolbox.roots[0],
-                env=env,
-                start_new_session=True,
-            )
+        header = f"--- nectargan toolbox, {now_iso()}: {' '.join(args)}"
+        proc = spawn(self.toolbox.options.python, args, log_path, self.toolbox.roots[0], header)
         launch = Launch(launch_id, kind, proc.pid, now_iso(), str(log_path))
         launch.proc_start = process_start_time(proc.pid)
         with self._lock:
@@ -249,6 +219,17 @@ class Launcher:
                 os.rename(launch.log, target)
                 launch.log = str(target)
 
+    def starting(self, experiment_dir: Path) -> Launch | None:
+        """A live child of ours for ``experiment_dir`` (it may not hold the run's lock yet)."""
+        self.refresh()
+        folder = experiment_dir.resolve()
+        with self._lock:
+            launches = [x for x in self.launches.values() if x.experiment_dir]
+        for launch in launches:
+            if Path(launch.experiment_dir).resolve() == folder and self.alive(launch):
+                return launch
+        return None
+
     def alive(self, launch: Launch) -> bool:
         proc = self._procs.get(launch.id)
         if proc is not None:
@@ -260,6 +241,9 @@ class Launcher:
     def stop(self, experiment_dir: Path) -> int:
         """SIGTERM the run training in ``experiment_dir``; returns the pid signalled."""
         pid = lock_holder(experiment_dir)
+        if pid is None:  # a run of ours still starting: its process, before it takes the lock
+            launch = self.starting(experiment_dir)
+            pid = launch.pid if launch is not None else None
         if pid is None:
             raise LaunchRefused(f"run {experiment_dir.name!r} is not running", status=409)
         signal_run(pid)
@@ -274,12 +258,7 @@ class Launcher:
 def signal_run(pid: int, sig: int = signal.SIGTERM) -> None:
     """Signal the run's process group when it leads its own session, else the process."""
     try:
-        if os.getsid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass  # it ended meanwhile: what Stop wanted
+        signal_session(pid, sig)
     except PermissionError as exc:
         raise LaunchRefused(f"cannot stop pid {pid}: it belongs to another user") from exc
 

@@ -38,10 +38,15 @@ def new_batch_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def uploads_dir(state_dir: Path) -> Path:
+    """Where uploaded batches are kept (each removed with the last job that read it)."""
+    return state_dir / "uploads"
+
+
 def batch_dir(state_dir: Path, batch: str) -> Path:
     if not BATCH_ID.match(batch or ""):
         raise UploadRefused(f"batch {batch!r}: expected 12 hex digits (from the first upload)")
-    return state_dir / "uploads" / batch
+    return uploads_dir(state_dir) / batch
 
 
 def checked_name(name: str) -> str:

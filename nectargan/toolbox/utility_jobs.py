@@ -1,8 +1,9 @@
 """The Utilities page's work: ``nectargan export`` and ``nectargan infer --model`` as child processes.
 
-Each job is the CLI command itself, started with an argument list (never a
-shell) in a session of its own, its output going to ``output.log`` in the
-job's folder under the Toolbox's state dir; the page follows that log live.
+Each job is the CLI command itself, a child job of
+:mod:`nectargan.toolbox.child_jobs` (its own session, ``output.log`` and a
+record in the job's folder, so a restarted Toolbox still lists it); the page
+follows that log live.
 What the page shows of the result is read from what the command printed (the
 export's self-check) or wrote (the images in the job's ``outputs/`` folder,
 served by name only). Every value from the browser is checked here first, so
@@ -11,25 +12,15 @@ a bad one is a one-line message, never a traceback from the child.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import os
 import re
-import signal
-import subprocess
-import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nectargan.errors import UserError
+from nectargan.toolbox.child_jobs import ChildJob
 from nectargan.toolbox.paths import PathRefused, confine
 
-JOBS_DIR = "utility-jobs"
-LOG_NAME = "output.log"
-OUTPUTS = "outputs"
 LOG_TAIL_LINES = 200
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_STATIC_SIDE = 8192
@@ -37,7 +28,6 @@ MAX_TILE = 8192
 EXPORTED_LINE = re.compile(r"^exported (.+?) -> (.+) \((\w+)(?:, opset (\d+))?\)$", re.M)
 MAX_DIFF_LINE = re.compile(r"^max abs difference vs torch: (\S+)$", re.M)
 SELF_CHECK_LINE = re.compile(r"^self-check: (.+)$", re.M)
-ERROR_LINE = re.compile(r"^(nectargan \w+: .+|\w*Error: .+)$", re.M)
 
 
 class BadUtilityInput(UserError):
@@ -178,15 +168,6 @@ def self_check(log: str) -> dict[str, Any] | None:
     }
 
 
-def failure_line(log: str) -> str:
-    """The command's own one-line error (its last), else its last line."""
-    errors = ERROR_LINE.findall(log)
-    if errors:
-        return errors[-1]
-    lines = [line for line in log.splitlines() if line.strip()]
-    return lines[-1] if lines else "it printed nothing"
-
-
 def output_images(folder: Path) -> list[str]:
     try:
         names = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -195,123 +176,16 @@ def output_images(folder: Path) -> list[str]:
     return sorted(names)
 
 
-# -- jobs ----------------------------------------------------------------------------------------
+# -- what the page shows of a job --------------------------------------------------------------
 
 
-@dataclass
-class UtilityJob:
-    id: str
-    kind: str  # export or infer
-    label: str
-    args: list[str]
-    folder: Path
-    proc: subprocess.Popen
-    started: float = field(default_factory=time.time)
-    exit_code: int | None = None
-    ended: float | None = None
-    stopped: bool = False
-
-    @property
-    def log_path(self) -> Path:
-        return self.folder / LOG_NAME
-
-    @property
-    def outputs(self) -> Path:
-        return self.folder / OUTPUTS
-
-    def poll(self) -> None:
-        if self.exit_code is None:
-            self.exit_code = self.proc.poll()
-            if self.exit_code is not None:
-                self.ended = time.time()
-
-    def read_log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def state(self) -> str:
-        if self.exit_code is None:
-            return "running"
-        if self.stopped:
-            return "stopped"
-        return "done" if self.exit_code == 0 else "failed"
-
-    def snapshot(self) -> dict[str, Any]:
-        """What the page shows: state, the log's tail, and the result once there is one."""
-        self.poll()
-        log = self.read_log()
-        state = self.state()
-        snap: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "label": self.label,
-            "command": "nectargan " + " ".join(self.args),
-            "state": state,
-            "pid": self.proc.pid,
-            "exit_code": self.exit_code,
-            "started": self.started,
-            "ended": self.ended,
-            "log": log.splitlines()[-LOG_TAIL_LINES:],
-            "error": failure_line(log) if state == "failed" else "",
-        }
-        if self.kind == "export":
-            snap["check"] = self_check(log)
-        else:
-            snap["outputs_dir"] = str(self.outputs)
-            snap["images"] = output_images(self.outputs)
-        return snap
-
-
-class UtilityJobs:
-    """The export and infer children of one Toolbox process (thread-safe)."""
-
-    def __init__(self, state_dir: Path, python: str, cwd: Path) -> None:
-        self.base = state_dir / JOBS_DIR
-        self.python = python
-        self.cwd = cwd
-        self._jobs: dict[str, UtilityJob] = {}
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-
-    def new_folder(self, kind: str) -> tuple[str, Path]:
-        job_id = f"{kind}-{os.getpid()}-{next(self._ids)}"
-        return job_id, self.base / job_id  # made by start(): refused input leaves nothing
-
-    def start(
-        self, job_id: str, kind: str, label: str, args: list[str], folder: Path
-    ) -> UtilityJob:
-        command = [self.python, "-m", "nectargan", *args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / LOG_NAME, "ab") as log:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=env,
-                start_new_session=True,  # Ctrl-C in the Toolbox's terminal does not reach it
-            )
-        job = UtilityJob(job_id, kind, label, args, folder, proc)
-        with self._lock:
-            self._jobs[job_id] = job
-        return job
-
-    def get(self, job_id: str) -> UtilityJob | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def list(self) -> list[UtilityJob]:
-        with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.started, reverse=True)
-
-    def stop(self, job: UtilityJob) -> None:
-        """SIGTERM the job's whole session (the command and anything it started)."""
-        job.poll()
-        if job.exit_code is None:
-            job.stopped = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(job.proc.pid, signal.SIGTERM)
+def snapshot(job: ChildJob) -> dict[str, Any]:
+    """State, the log's tail, and the result once there is one (the self-check, the images)."""
+    log = job.read_log()
+    snap = {**job.summary(), "log": log.splitlines()[-LOG_TAIL_LINES:]}
+    if job.kind == "export":
+        snap["check"] = self_check(log)
+    else:
+        snap["outputs_dir"] = str(job.outputs)
+        snap["images"] = output_images(job.outputs)
+    return snap

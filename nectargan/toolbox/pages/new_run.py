@@ -24,7 +24,12 @@ from starlette.routing import BaseRoute, Route
 
 from nectargan.errors import UserError
 from nectargan.toolbox.config_files import load_config_file, save_config
-from nectargan.toolbox.folders import DatasetCheck, browse, check_dataset, check_run_paths
+from nectargan.toolbox.folders import (
+    DatasetCheck,
+    browse_answer,
+    check_dataset,
+    check_run_paths,
+)
 from nectargan.toolbox.form import (
     FORM_LEVEL,
     FormResult,
@@ -218,13 +223,9 @@ class NewRunPage:
 
     def folders(self, request: Request) -> Response:
         suffix = ".json" if request.query_params.get("files") == "json" else None
-        try:
-            listing = browse(request.query_params.get("path", ""), self.toolbox.roots, suffix)
-        except PathRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=403)
-        except OSError as exc:
-            return JSONResponse({"error": f"cannot list it: {exc.strerror}"}, status_code=404)
-        return JSONResponse(listing.to_dict())
+        path = request.query_params.get("path", "")
+        answer, status = browse_answer(path, self.toolbox.roots, suffix)
+        return JSONResponse(answer, status_code=status)
 
     def dataset(self, request: Request) -> Response:
         try:

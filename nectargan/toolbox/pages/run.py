@@ -34,9 +34,14 @@ def run_payload(toolbox: Toolbox, root: int, name: str) -> dict[str, Any]:
     detail = watch.read()
     target = detail["visdom"]
     up = bool(target) and toolbox.visdom_answers(target["port"])
-    key = (id(detail), id(summary), up)
+    starting = summary.state != "running" and toolbox.launcher.starting(folder) is not None
+    key = (id(detail), id(summary), up, starting)
     if watch.memo is None or watch.memo[0] != key:
-        watch.memo = (key, {**detail, "summary": summary.to_json(), "visdom_up": up})
+        payload = {**detail, "summary": summary.to_json(), "visdom_up": up}
+        if starting:  # started or resumed by us, its record not saying so yet: not "interrupted"
+            payload["summary"] = {**payload["summary"], "state": "starting", "label": "starting"}
+            payload["running"] = True
+        watch.memo = (key, payload)
     return watch.memo[1]
 
 

@@ -8,8 +8,6 @@ file name, never by a path the browser sent.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +19,10 @@ from starlette.routing import BaseRoute, Route
 from nectargan.dataset.io import is_image_file
 from nectargan.toolbox import test_results as results
 from nectargan.toolbox import uploads
-from nectargan.toolbox.child_jobs import ChildJob, ChildJobs, new_job_id
+from nectargan.toolbox.child_jobs import OUTPUTS, ChildJob, ChildJobs, JobBusy, new_job_id
 from nectargan.toolbox.pages import Page
 from nectargan.toolbox.paths import PathRefused, child_name, confine
+from nectargan.toolbox.zips import zip_response
 
 if TYPE_CHECKING:
     from nectargan.toolbox.context import Toolbox
@@ -61,27 +60,28 @@ def parse_max_images(value: Any) -> int | None:
 def job_payload(toolbox: Toolbox, job: ChildJob) -> dict[str, Any]:
     """A job's state for the page: progress while it runs, the result or error once ended."""
     state = job.state
-    out: dict[str, Any] = {"id": job.id, "kind": job.kind, "state": state, **job.meta}
+    out: dict[str, Any] = {**job.meta, **job.summary()}
     lines = job.log_lines()
     out["log"] = lines[-12:]
     if job.kind == "test":
-        run = toolbox.run_dir(job.meta["root"], job.meta["name"])
-        out["written"] = results.written_since(run, job.started)
-        if state == "done":
-            out["result"] = results.result_named_in(lines, run)
+        try:
+            run = toolbox.run_dir(job.meta["root"], job.meta["name"])
+        except HTTPException as exc:  # the run was deleted since: the job's record stays
+            out["written"], out["run_error"] = 0, str(exc.detail)
+        else:
+            out["written"] = results.written_since(run, job.started)
+            if state == "done":
+                out["result"] = results.result_named_in(lines, run)
     else:
         out["outputs"] = infer_outputs(job)
         out["written"] = len(out["outputs"])
-    if state == "failed":
-        out["error"] = job.error_line()
     return out
 
 
 def infer_outputs(job: ChildJob) -> list[str]:
-    folder = Path(job.meta["out_dir"])
-    if not folder.is_dir():
+    if not job.outputs.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if is_image_file(p))
+    return sorted(p.name for p in job.outputs.iterdir() if is_image_file(p))
 
 
 def infer_inputs(folder: Path) -> list[str]:
@@ -89,7 +89,13 @@ def infer_inputs(folder: Path) -> list[str]:
 
 
 def routes(toolbox: Toolbox) -> list[BaseRoute]:
-    jobs = ChildJobs(toolbox.options.python, toolbox.state_dir, toolbox.roots[0])
+    jobs = ChildJobs(
+        toolbox.state_dir,
+        toolbox.options.python,
+        toolbox.roots[0],
+        "testing",
+        uploads=uploads.uploads_dir(toolbox.state_dir),
+    )
 
     def page(request: Request) -> Response:
         runs = [s.to_json() for s in toolbox.runs.list()]
@@ -100,6 +106,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
             title="Testing",
             runs=runs,
             max_upload_mb=uploads.MAX_UPLOAD_BYTES // (1024 * 1024),
+            keep_jobs=jobs.keep,
         )
 
     def run_info(request: Request) -> Response:
@@ -129,14 +136,28 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
         if max_images:
             args += ["--max-images", str(max_images)]
         total = results.split_size(run, split, max_images)
-        job = jobs.start("test", args, root=root, name=name, total=total)
+        label = f"test {name}, epoch {data.get('epoch') or 'latest'}, {split}"
+        job = jobs.start("test", label, args, root=root, name=name, total=total)
         return JSONResponse(job_payload(toolbox, job), status_code=202)
 
     def job_status(request: Request) -> Response:
-        job = jobs.get(request.path_params["job"])
-        if job is None:
-            raise HTTPException(404, f"no job {request.path_params['job']!r}")
+        return JSONResponse(job_payload(toolbox, find_job(jobs, request.path_params["job"])))
+
+    def job_list(request: Request) -> Response:
+        return JSONResponse({"jobs": [job_payload(toolbox, job) for job in jobs.list()]})
+
+    def job_stop(request: Request) -> Response:
+        job = find_job(jobs, request.path_params["job"])
+        jobs.stop(job)
         return JSONResponse(job_payload(toolbox, job))
+
+    def job_delete(request: Request) -> Response:
+        job = find_job(jobs, request.path_params["job"])
+        try:
+            jobs.delete(job)
+        except JobBusy as exc:
+            return refused(str(exc), 409)
+        return JSONResponse({"deleted": job.id})
 
     async def upload(request: Request) -> Response:
         name = request.query_params.get("name", "")
@@ -170,11 +191,14 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
         if not names:
             return refused(f"folder {str(source)!r} holds no images")
         job_id = new_job_id()
-        out_dir = toolbox.state_dir / "infer" / job_id
-        args = ["infer", "--experiment", str(run), "--epoch", "latest" if epoch == "-1" else epoch]
-        args += ["--output", str(out_dir), str(source)]
-        meta = {"run": run.name, "source": str(source), "inputs": names, "out_dir": str(out_dir)}
-        job = jobs.start("infer", args, job_id=job_id, **meta)
+        epoch_text = "latest" if epoch == "-1" else epoch
+        args = ["infer", "--experiment", str(run), "--epoch", epoch_text]
+        args += ["--output", str(jobs.job_dir(job_id) / OUTPUTS), str(source)]
+        meta = {"run": run.name, "source": str(source), "inputs": names}
+        if data.get("batch"):
+            meta["batch"] = str(data["batch"])
+        label = f"infer {run.name}, epoch {epoch_text}, {len(names)} image(s)"
+        job = jobs.start("infer", label, args, job_id=job_id, **meta)
         return JSONResponse(job_payload(toolbox, job), status_code=202)
 
     def infer_file(request: Request) -> Response:
@@ -184,7 +208,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
             child_name(file, "file")
         except PathRefused as exc:
             raise HTTPException(404, str(exc)) from None
-        folder = Path(job.meta["out_dir"] if side == "out" else job.meta["source"])
+        folder = job.outputs if side == "out" else Path(job.meta["source"])
         allowed = infer_outputs(job) if side == "out" else job.meta["inputs"]
         if side not in ("in", "out") or file not in allowed:
             raise HTTPException(404, f"no {side} image {file!r} in this job")
@@ -194,23 +218,17 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
 
     def infer_zip(request: Request) -> Response:
         job = infer_job(jobs, request.path_params["job"])
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for file in infer_outputs(job):
-                archive.write(Path(job.meta["out_dir"]) / file, arcname=file)
-        disposition = f'attachment; filename="nectargan-infer-{job.id}.zip"'
-        return Response(
-            buffer.getvalue(),
-            media_type="application/zip",
-            headers={"Content-Disposition": disposition},
-        )
+        return zip_response(job.outputs, infer_outputs(job), f"nectargan-infer-{job.id}.zip")
 
     return [
         Route("/testing", page),
         Route(RUN, run_info),
         Route(RUN + "/results/{result}", result),
         Route(RUN + "/test", start_test, methods=["POST"]),
+        Route("/api/testing/jobs", job_list),
         Route("/api/testing/jobs/{job}", job_status),
+        Route("/api/testing/jobs/{job}/stop", job_stop, methods=["POST"]),
+        Route("/api/testing/jobs/{job}/delete", job_delete, methods=["POST"]),
         Route("/api/testing/uploads", upload, methods=["PUT", "POST"]),
         Route("/api/testing/infer", start_infer, methods=["POST"]),
         Route("/api/testing/infer/{job}/zip", infer_zip),
@@ -242,6 +260,13 @@ def infer_source(toolbox: Toolbox, data: dict[str, Any]) -> Path:
     if not path.is_dir():
         raise ValueError(f"folder {str(folder)!r}: expected an existing folder")
     return path
+
+
+def find_job(jobs: ChildJobs, job_id: str) -> ChildJob:
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
 
 
 def infer_job(jobs: ChildJobs, job_id: str) -> ChildJob:

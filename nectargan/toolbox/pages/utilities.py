@@ -18,18 +18,21 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from nectargan.errors import UserError
+from nectargan.toolbox.child_jobs import OUTPUTS, ChildJob, ChildJobs, JobBusy, new_job_id
+from nectargan.toolbox.folders import browse_answer
 from nectargan.toolbox.pages import Page
 from nectargan.toolbox.pages.api import json_body
 from nectargan.toolbox.paths import PathRefused, child_name
 from nectargan.toolbox.sse import event_stream
 from nectargan.toolbox.utility_jobs import (
-    UtilityJob,
-    UtilityJobs,
     export_args,
     exported_models,
     infer_args,
     opset_range,
+    output_images,
+    snapshot,
 )
+from nectargan.toolbox.zips import zip_response
 
 if TYPE_CHECKING:
     from nectargan.toolbox.context import Toolbox
@@ -45,7 +48,9 @@ def _error(message: str, status: int) -> JSONResponse:
 class UtilitiesPage:
     def __init__(self, toolbox: Toolbox) -> None:
         self.toolbox = toolbox
-        self.jobs = UtilityJobs(toolbox.state_dir, toolbox.options.python, toolbox.roots[0])
+        self.jobs = ChildJobs(
+            toolbox.state_dir, toolbox.options.python, toolbox.roots[0], "utilities"
+        )
 
     def _runs(self) -> list[Any]:
         return [r for r in self.toolbox.runs.list() if r.state != "running"]
@@ -61,12 +66,20 @@ class UtilitiesPage:
             roots=self.toolbox.roots,
             opset_low=low,
             opset_high=high,
+            keep_jobs=self.jobs.keep,
         )
 
     def models(self, request: Request) -> Response:
         roots = self.toolbox.output_roots()
         runs = [(r.id, roots[r.root] / r.name) for r in self._runs() if r.root < len(roots)]
         return JSONResponse({"models": exported_models(runs)})
+
+    async def folders(self, request: Request) -> Response:
+        """The picker: folders under the roots, and ``.onnx`` files when picking a model."""
+        suffix = ".onnx" if request.query_params.get("files") == "onnx" else None
+        path = request.query_params.get("path", "")
+        answer, status = await run_in_threadpool(browse_answer, path, self.toolbox.roots, suffix)
+        return JSONResponse(answer, status_code=status)
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -84,33 +97,40 @@ class UtilitiesPage:
             args = export_args(folder, body)
         except UserError as exc:
             return _error(str(exc), 400)
-        job_id, job_folder = self.jobs.new_folder("export")
-        job = self.jobs.start(job_id, "export", f"export {name}", args, job_folder)
-        return JSONResponse(job.snapshot(), status_code=201)
+        job = self.jobs.start("export", f"export {name}", args)
+        return JSONResponse(snapshot(job), status_code=201)
 
     async def infer(self, request: Request) -> Response:
         body = await json_body(request)
-        job_id, job_folder = self.jobs.new_folder("infer")
-        out = job_folder / "outputs"
+        job_id = new_job_id()
+        out = self.jobs.job_dir(job_id) / OUTPUTS
         try:
             args = await run_in_threadpool(infer_args, body, self.toolbox.roots, out)
         except UserError as exc:
             return _error(str(exc), 403 if isinstance(exc, PathRefused) else 400)
         label = f"infer {args[2].rsplit('/', 1)[-1]} on {args[-1]}"
-        job = self.jobs.start(job_id, "infer", label, args, job_folder)
-        return JSONResponse(job.snapshot(), status_code=201)
+        job = self.jobs.start("infer", label, args, job_id=job_id)
+        return JSONResponse(snapshot(job), status_code=201)
 
     # -- following -----------------------------------------------------------------------------
 
-    def _job(self, request: Request) -> UtilityJob:
+    def _job(self, request: Request) -> ChildJob:
         job = self.jobs.get(request.path_params["job"])
         if job is None:
-            raise HTTPException(404, "no such job (the Toolbox was restarted?)")
+            raise HTTPException(404, f"no such job {request.path_params['job']!r} (deleted?)")
         return job
+
+    def _fresh(self, job_id: str) -> dict[str, Any]:
+        """The job's snapshot, read again (its state may have ended since)."""
+        job = self.jobs.get(job_id)
+        return snapshot(job) if job is not None else {"id": job_id, "state": "deleted"}
+
+    def job_list(self, request: Request) -> Response:
+        return JSONResponse({"jobs": [snapshot(job) for job in self.jobs.list()]})
 
     def job(self, request: Request) -> Response:
         try:
-            return JSONResponse(self._job(request).snapshot())
+            return JSONResponse(snapshot(self._job(request)))
         except HTTPException as exc:
             return _error(str(exc.detail), 404)
 
@@ -119,7 +139,7 @@ class UtilitiesPage:
             job = self._job(request)
         except HTTPException as exc:
             return _error(str(exc.detail), 404)
-        return event_stream(request, job.snapshot, JOB_EVENTS_S)
+        return event_stream(request, lambda: self._fresh(job.id), JOB_EVENTS_S)
 
     def stop(self, request: Request) -> Response:
         try:
@@ -127,7 +147,28 @@ class UtilitiesPage:
         except HTTPException as exc:
             return _error(str(exc.detail), 404)
         self.jobs.stop(job)
-        return JSONResponse(job.snapshot())
+        return JSONResponse(snapshot(job))
+
+    def delete(self, request: Request) -> Response:
+        try:
+            job = self._job(request)
+            self.jobs.delete(job)
+        except HTTPException as exc:
+            return _error(str(exc.detail), 404)
+        except JobBusy as exc:
+            return _error(str(exc), 409)
+        return JSONResponse({"deleted": job.id})
+
+    def zip(self, request: Request) -> Response:
+        """An infer job's output images as one zip, streamed."""
+        try:
+            job = self._job(request)
+        except HTTPException as exc:
+            return _error(str(exc.detail), 404)
+        if job.kind != "infer":
+            return _error(f"job {job.id}: an {job.kind} job has no images to zip", 404)
+        names = output_images(job.outputs)
+        return zip_response(job.outputs, names, f"nectargan-onnx-infer-{job.id}.zip")
 
     def image(self, request: Request) -> Response:
         """One output image of an infer job, by its file name (one component, in outputs/)."""
@@ -149,9 +190,13 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
     return [
         Route("/utilities", page.page),
         Route("/utilities/models", page.models),
+        Route("/utilities/folders", page.folders),
         Route("/utilities/export", page.export, methods=["POST"]),
         Route("/utilities/infer", page.infer, methods=["POST"]),
+        Route("/utilities/jobs", page.job_list),
         Route("/utilities/jobs/{job:str}", page.job),
+        Route("/utilities/jobs/{job:str}/delete", page.delete, methods=["POST"]),
+        Route("/utilities/jobs/{job:str}/zip", page.zip),
         Route("/utilities/jobs/{job:str}/events", page.events),
         Route("/utilities/jobs/{job:str}/stop", page.stop, methods=["POST"]),
         Route("/utilities/jobs/{job:str}/images/{name:str}", page.image),

@@ -59,60 +59,11 @@
   }
   if (dataroot && report) dataroot.addEventListener("change", checkDataset);
 
-  // -- the folder picker -------------------------------------------------------------------
-  const dialog = document.getElementById("nr-picker");
-  const list = document.getElementById("nr-picker-list");
-  const shown = document.getElementById("nr-picker-path");
-  const error = document.getElementById("nr-picker-error");
-  const choose = document.getElementById("nr-picker-choose");
-  let target = null;
-  let files = "";
-  let current = "";
-
-  function item(label, onClick, cls) {
-    const li = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = label;
-    if (cls) button.className = cls;
-    button.addEventListener("click", onClick);
-    li.append(button);
-    return li;
-  }
-  function pick(path) {
-    target.value = path;
-    target.dispatchEvent(new Event("input", { bubbles: true }));
-    target.dispatchEvent(new Event("change", { bubbles: true }));
-    dialog.close();
-  }
-  async function open(path) {
-    const query = "path=" + encodeURIComponent(path) + (files ? "&files=" + files : "");
-    const answer = await fetch("/new/folders?" + query);
-    const data = await answer.json();
-    error.textContent = data.error || "";
-    if (data.error) return;
-    current = data.path;
-    shown.textContent = data.path || "Roots";
-    choose.disabled = !data.path || !!files;
-    list.replaceChildren();
-    if (data.parent !== null) list.append(item("..", () => open(data.parent), "up"));
-    else if (data.path) list.append(item("(roots)", () => open(""), "up"));
-    data.folders.forEach((f) =>
-      list.append(item(f.name + "/" + (f.dataset ? "  (dataset)" : ""), () => open(f.path), "folder"))
-    );
-    data.files.forEach((name) =>
-      list.append(item(name, () => pick(data.path + "/" + name), "file"))
-    );
-    if (data.truncated) list.append(line("(only the first entries are listed)"));
-  }
+  // -- the folder picker (static/picker.js) ----------------------------------------------
+  const picker = Toolbox.picker("nr", "/new/folders");
   document.querySelectorAll(".nr-browse").forEach((button) =>
-    button.addEventListener("click", () => {
-      target = document.getElementById(button.dataset.target);
-      files = button.dataset.files || "";
-      dialog.showModal();
-      open(target.value.trim());
-    })
+    button.addEventListener("click", () =>
+      picker.open(document.getElementById(button.dataset.target), button.dataset.files)
+    )
   );
-  choose.addEventListener("click", () => pick(current));
-  document.getElementById("nr-picker-close").addEventListener("click", () => dialog.close());
 })();

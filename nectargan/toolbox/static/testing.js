@@ -113,14 +113,22 @@
       button.disabled = false;
       return;
     }
+    jobList.refresh();
+    await followTest(job);
+  }
+
+  async function followTest(job) {
+    const button = $("ts-test");
+    button.disabled = true;
     const box = $("ts-progress");
     box.hidden = false;
     await follow(job, async (end) => {
+      jobList.refresh();
       button.disabled = false;
       if (end.state === "done") {
         box.querySelector("[data-field=progress]").textContent = `done: ${end.result}`;
         await loadRun(end.result);
-      } else say($("ts-message"), `test failed: ${end.error}`);
+      } else say($("ts-message"), `test ${end.state}: ${end.error}`);
     }, (j) => {
       const bar = box.querySelector("progress");
       bar.max = j.total || 1;
@@ -167,10 +175,18 @@
       button.disabled = false;
       return;
     }
+    jobList.refresh();
+    await followInfer(job);
+  }
+
+  async function followInfer(job) {
+    const button = $("ts-infer");
+    button.disabled = true;
     const progress = $("ts-infer-progress");
     await follow(job, (end) => {
+      jobList.refresh();
       button.disabled = false;
-      if (end.state !== "done") return say($("ts-infer-message"), `infer failed: ${end.error}`);
+      if (end.state !== "done") return say($("ts-infer-message"), `infer ${end.state}: ${end.error}`);
       say(progress, `${end.written} outputs`);
       drawInfer(end);
     }, (j) => say(progress, `${j.written} of ${j.inputs ? j.inputs.length : "?"} images done`));
@@ -193,7 +209,39 @@
     zip.hidden = false;
   }
 
+  /* -- earlier jobs (kept on disk: a restarted Toolbox still lists them) ------------------ */
+
+  let jobList = { refresh() {} };
+
+  async function showJob(job) {
+    say($("ts-jobs-message"), "");
+    if (job.kind === "test") {
+      const wanted = `${job.root}/${job.name}`;
+      if (![...$("ts-run").options].some((o) => o.value === wanted)) {
+        return say($("ts-jobs-message"), job.run_error || `run ${job.name} is no longer listed`);
+      }
+      $("ts-run").value = wanted;
+      if (job.state === "running") return followTest(job);
+      await loadRun(job.result || undefined);
+      if (job.state !== "done") say($("ts-message"), `test ${job.state}: ${job.error}`);
+      $("ts-grid").scrollIntoView();
+    } else {
+      $("ts-infer-grid").replaceChildren();
+      if (job.state === "running") return followInfer(job);
+      if (job.state !== "done") say($("ts-infer-message"), `infer ${job.state}: ${job.error}`);
+      else say($("ts-infer-message"), "");
+      say($("ts-infer-progress"), `${job.written} outputs`);
+      drawInfer(job);
+      $("ts-infer-grid").scrollIntoView();
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    jobList = Toolbox.jobList($("ts-jobs"), {
+      base: "/api/testing/jobs",
+      onShow: showJob,
+      onError: (message) => say($("ts-jobs-message"), message),
+    });
     $("ts-run").addEventListener("change", () => loadRun());
     $("ts-result").addEventListener("change", () => loadResult($("ts-result").value));
     $("ts-sort").addEventListener("change", drawGrid);

@@ -47,11 +47,16 @@
       render(box, snap);
     };
     draw(job);
+    if (job.state !== "running") return;
     box.source = new EventSource(`/utilities/jobs/${job.id}/events`);
     box.source.onmessage = (event) => {
       const snap = JSON.parse(event.data);
+      if (snap.state === "deleted") return box.source.close();
       draw(snap);
-      if (snap.state !== "running") box.source.close();
+      if (snap.state !== "running") {
+        box.source.close();
+        jobs.refresh();
+      }
     };
   }
 
@@ -70,6 +75,9 @@
 
   function renderInfer(box, snap) {
     setField(box, "outputs", snap.outputs_dir);
+    const zip = $("in-zip");
+    zip.href = `/utilities/jobs/${encodeURIComponent(snap.id)}/zip`;
+    zip.hidden = snap.state !== "done" || !snap.images.length;
     const grid = $("in-images");
     const shown = new Set(Array.from(grid.querySelectorAll("img"), (img) => img.dataset.name));
     for (const name of snap.images) {
@@ -102,6 +110,7 @@
     showError($("ex-error"), "");
     try {
       follow($("ex-job"), await post("/utilities/export", body), renderExport);
+      jobs.refresh();
     } catch (e) { showError($("ex-error"), e.message); }
   });
 
@@ -113,7 +122,27 @@
     $("in-images").replaceChildren();
     try {
       follow($("in-job"), await post("/utilities/infer", body), renderInfer);
+      jobs.refresh();
     } catch (e) { showError($("in-error"), e.message); }
+  });
+
+  const picker = Toolbox.picker("ut", "/utilities/folders");
+  for (const button of document.querySelectorAll(".ut-browse")) {
+    button.addEventListener("click", () => picker.open($(button.dataset.target), button.dataset.files));
+  }
+
+  /* Earlier jobs: Show puts one back in its box, as it ended (or follows it, still running). */
+  const jobs = Toolbox.jobList($("ut-jobs-list"), {
+    base: "/utilities/jobs",
+    onShow(job) {
+      if (job.kind === "export") follow($("ex-job"), job, renderExport);
+      else {
+        $("in-images").replaceChildren();
+        follow($("in-job"), job, renderInfer);
+      }
+      $(job.kind === "export" ? "ex-job" : "in-job").scrollIntoView();
+    },
+    onError: (message) => showError($("ut-jobs-error"), message),
   });
 
   loadModels();
