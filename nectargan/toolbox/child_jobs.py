@@ -52,6 +52,10 @@ RESULT_LINES = {
 ERROR_LINE = re.compile(r"^(nectargan \w+: .+|\w*Error: .+)$", re.M)
 
 
+SUMMARY = ("id", "kind", "label", "command", "state", "pid", "exit_code", "started", "ended")
+SUMMARY += ("error",)
+
+
 class JobBusy(UserError):
     """A change a running job does not allow (deleting its files)."""
 
@@ -99,18 +103,7 @@ class ChildJob:
 
     def summary(self) -> dict[str, Any]:
         """What every page shows of a job (its own result fields come on top)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "label": self.label,
-            "command": self.command,
-            "state": self.state,
-            "pid": self.pid,
-            "exit_code": self.exit_code,
-            "started": self.started,
-            "ended": self.ended,
-            "error": self.error,
-        }
+        return {name: getattr(self, name) for name in SUMMARY}
 
     def to_record(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "folder"}

@@ -16,6 +16,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from nectargan.utils.processes import pid_alive, process_start_time, start_detached
+
 # A Toolbox started by a distributed launcher must not hand its rank to the runs it starts.
 LAUNCHER_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -23,51 +25,18 @@ LAUNCHER_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT
 def spawn(
     python: str, args: Sequence[str], log_path: Path, cwd: Path, header: str | None = None
 ) -> subprocess.Popen:
-    """Start ``python -m nectargan ARGS`` in its own session, output appended to ``log_path``.
-
-    ``header`` (one line) is written to the log first, so a log that several
-    starts append to says where each begins.
-    """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    """Start ``python -m nectargan ARGS`` in its own session, output appended to ``log_path``
+    (after ``header``, one line, when given)."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
     env["PYTHONUNBUFFERED"] = "1"  # the log is followed live
-    with open(log_path, "ab") as log:
-        if header:
-            log.write(f"{header}\n".encode())
-            log.flush()
-        return subprocess.Popen(
-            [python, "-m", "nectargan", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+    return start_detached([python, "-m", "nectargan", *args], log_path, env, cwd, header)
 
 
 def process_alive(pid: int | None, start: str | None = None) -> bool:
     """Whether ``pid`` still runs (and is the same process, when its start time is known)."""
-    if not pid:
+    if not pid or not pid_alive(pid):
         return False
-    now = process_start_time(pid)
-    if now is None:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and (start is None or now == start)
+    return start is None or process_start_time(pid) == start
 
 
 def signal_session(pid: int, sig: int = signal.SIGTERM) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from nectargan.errors import ConfigUserError, ServerUserError
 from nectargan.utils.atomic import atomic_write_text
 from nectargan.utils.outputs import output_dir
-from nectargan.utils.processes import pid_alive
+from nectargan.utils.processes import pid_alive, start_detached
 from nectargan.visualizer.visdom.assets import assets_present
 from nectargan.visualizer.visdom.origin_guard import check_allow_host
 
@@ -244,20 +244,10 @@ ENV_DIR_WHAT = "Visdom env folder"
 def spawn(opts: ServerOptions, log_path: Path) -> subprocess.Popen:
     """Start the server process fully detached, output appended to ``log_path``."""
     output_dir(opts.env_dir, ENV_DIR_WHAT)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if opts.login:
         env["VISDOM_USE_ENV_CREDENTIALS"] = "1"
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            opts.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
+    return start_detached(opts.command(), log_path, env)
 
 
 def login_problem(environ: dict[str, str] | None = None) -> str | None:
