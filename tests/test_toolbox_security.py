@@ -111,6 +111,27 @@ def test_security_headers_on_every_answer(app):
     assert refused.headers["x-content-type-options"] == "nosniff"
 
 
+def test_a_run_streaming_to_another_visdom_port_may_frame_it_on_its_own_page(tmp_path):
+    import json
+
+    app = toolbox_app(tmp_path)
+    output = tmp_path / "root" / "output"
+    for name, server in (("own_port", "http://localhost"), ("remote", "http://10.1.2.3")):
+        exp = write_experiment(output, name)
+        config = json.loads((exp / "config.json").read_text())
+        config["visualizer"] = {"visdom": {"enable": True, "port": 8123, "server": server}}
+        (exp / "config.json").write_text(json.dumps(config))
+    client = browser_client(app)
+    policies = client.get("/runs/0/own_port").headers.get_list("content-security-policy")
+    assert len(policies) == 1  # the page's own, not added to a second (browsers apply both)
+    assert "frame-src http://127.0.0.1:8097 http://127.0.0.1:8123;" in policies[0]
+    # a server elsewhere is not embedded, and other pages allow the Settings port only
+    assert ":8123" not in client.get("/runs/0/remote").headers["content-security-policy"]
+    assert ":8123" not in client.get("/").headers["content-security-policy"]
+    via_localhost = client.get("/runs/0/own_port", headers={"Host": "localhost:8765"})
+    assert "http://localhost:8123" in via_localhost.headers["content-security-policy"]
+
+
 # -- paths -------------------------------------------------------------------------------
 
 

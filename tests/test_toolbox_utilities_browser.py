@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import zipfile
 
 import pytest
 from _toolbox import ToolboxProcess, make_root
@@ -75,7 +76,16 @@ def test_export_then_test_the_model_in_a_browser(toolbox, browser, dataroot, tmp
         f"path '{tmp_path}' is outside the Toolbox's roots"
     )
 
-    page.fill("#in-folder", str(dataroot / "test"))
+    # the folder from the picker (it lists the roots only), not typed
+    page.fill("#in-folder", "")
+    page.click("#in-browse")
+    page.locator("#ut-picker-list button", has_text=f"{dataroot.name}/").click()
+    page.locator("#ut-picker-list button", has_text="test/").click()
+    page.wait_for_function(
+        f"() => document.getElementById('ut-picker-path').textContent === {str(dataroot / 'test')!r}"
+    )
+    page.click("#ut-picker-choose")
+    assert page.input_value("#in-folder") == str(dataroot / "test")
     page.check("[name=paired]")
     page.click("#in-go")
     assert job_ended(page, "in-job") == "done", page.inner_text("#in-job")
@@ -85,8 +95,25 @@ def test_export_then_test_the_model_in_a_browser(toolbox, browser, dataroot, tmp
         timeout=30_000,
     )  # 32 px inputs, shown input | output
     assert page.is_hidden("#in-error")
+    with page.expect_download() as download:
+        page.click("#in-zip")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = sorted(archive.namelist())
+    assert names == sorted(f"{p.stem}.png" for p in (dataroot / "test").iterdir())
     page.evaluate("window.scrollTo(0, 0)")
     Shots(tmp_path).take(page, "utilities", full_page=True)
+
+    # the jobs are kept: after a reload both are listed; Show brings the export back
+    page.reload()
+    rows = page.locator("#ut-jobs-list tbody tr")
+    rows.nth(1).wait_for()
+    assert rows.count() == 2
+    assert [r.get_attribute("data-state") for r in rows.all()] == ["done", "done"]
+    rows.nth(1).locator("[data-action=show]").click()  # the older one: the export
+    page.wait_for_selector("#ex-check:not([hidden])")
+    assert page.inner_text('#ex-check [data-field="path"]') == onnx_path
+    rows.nth(0).locator("[data-action=delete]").click()  # the infer job, with its outputs
+    page.wait_for_function("() => document.querySelectorAll('#ut-jobs-list tbody tr').length === 1")
 
     nav = page.locator(".topbar nav a").all_inner_texts()
     assert page.get_attribute(".topbar nav a >> nth=0", "aria-keyshortcuts") == "Control+1 Alt+1"

@@ -270,7 +270,8 @@ def _visdom_target(config: Any, default_env: str) -> dict[str, Any] | None:
     visdom = ((config or {}).get("visualizer") or {}).get("visdom") or {}
     if not visdom.get("enable"):
         return None
-    return {"env": visdom.get("env_name") or default_env, "port": visdom.get("port")}
+    env = visdom.get("env_name") or default_env
+    return {"env": env, "port": visdom.get("port"), "server": visdom.get("server") or "localhost"}
 
 
 def _tags(name: str, info: Any) -> list[str]:

@@ -134,16 +134,7 @@ class Guard:
         await _plain(send, 303, "signed in", headers)
 
     def _headers(self, request: _RequestView) -> list[tuple[bytes, bytes]]:
-        frame = "'none'"
-        port = self.settings.visdom_port()
-        if port:
-            name = host_name(request.host)
-            name = f"[{name}]" if ":" in name else name
-            frame = f"http://{name}:{port}"
-        csp = (
-            f"default-src 'self'; img-src 'self' data:; frame-src {frame}; object-src 'none'; "
-            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-        )
+        csp = content_security_policy(request.host, [self.settings.visdom_port()])
         return [
             (b"content-security-policy", csp.encode("latin-1")),
             (b"x-content-type-options", b"nosniff"),
@@ -151,6 +142,19 @@ class Guard:
             (b"x-frame-options", b"DENY"),
             (b"cache-control", b"no-store"),
         ]
+
+
+def content_security_policy(host: str, visdom_ports: list[int | None]) -> str:
+    """Our own origin only, plus Visdom frames on ``visdom_ports`` at the host the page was
+    opened with (so a tunnel's address works); a page may add its run's own port."""
+    name = host_name(host)
+    name = f"[{name}]" if ":" in name else name
+    ports = sorted({p for p in visdom_ports if isinstance(p, int) and 0 < p < 65536})
+    frame = " ".join(f"http://{name}:{port}" for port in ports) or "'none'"
+    return (
+        f"default-src 'self'; img-src 'self' data:; frame-src {frame}; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
 
 
 def _origin_problem(request: _RequestView, trusted_without_origin: bool) -> tuple[int, str] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from nectargan.toolbox.launcher import LaunchRefused
 from nectargan.toolbox.paths import PathRefused, file_in
+from nectargan.toolbox.security import content_security_policy
 from nectargan.toolbox.sse import event_stream
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def run_payload(toolbox: Toolbox, root: int, name: str) -> dict[str, Any]:
     watch = toolbox.runs.watch(folder)
     detail = watch.read()
     target = detail["visdom"]
-    up = bool(target) and toolbox.visdom_answers(target["port"])
+    up = bool(target) and on_loopback(target) and toolbox.visdom_answers(target["port"])
     starting = summary.state != "running" and toolbox.launcher.starting(folder) is not None
     key = (id(detail), id(summary), up, starting)
     if watch.memo is None or watch.memo[0] != key:
@@ -43,6 +44,15 @@ def run_payload(toolbox: Toolbox, root: int, name: str) -> dict[str, Any]:
             payload["running"] = True
         watch.memo = (key, payload)
     return watch.memo[1]
+
+
+def on_loopback(target: dict[str, Any]) -> bool:
+    """Whether the run's Visdom server is on this machine (only such a one is embedded: the
+    frame is this host at the run's port, as the browser reaches the Toolbox)."""
+    from nectargan.visualizer.visdom.server import is_loopback
+
+    server = str(target.get("server") or "localhost")
+    return is_loopback(urlparse(server if "://" in server else f"http://{server}").hostname or "")
 
 
 def parse_extend(value: Any) -> int:
@@ -60,7 +70,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
     def page(request: Request) -> Response:  # sync: Starlette runs it in a worker thread
         root, name = request.path_params["root"], request.path_params["name"]
         payload = run_payload(toolbox, root, name)
-        return toolbox.render(
+        response = toolbox.render(
             request,
             "run.html",
             active="runs",
@@ -71,6 +81,14 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
             notice=request.query_params.get("notice", ""),
             error=request.query_params.get("error", ""),
         )
+        target = payload.get("visdom") or {}
+        own_port = target.get("port") if on_loopback(target) else None
+        if own_port and own_port != toolbox.visdom_port():  # the run streams to another server
+            policy = content_security_policy(
+                request.headers.get("host", ""), [toolbox.visdom_port(), own_port]
+            )
+            response.headers["content-security-policy"] = policy
+        return response
 
     async def events(request: Request) -> Response:
         root, name = request.path_params["root"], request.path_params["name"]
