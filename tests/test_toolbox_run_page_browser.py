@@ -9,7 +9,7 @@ import shutil
 import signal
 
 import pytest
-from _support import tiny_training_config, wait_for
+from _support import free_port, tiny_training_config, wait_for
 from _toolbox import ToolboxProcess, make_root
 
 from nectargan.toolbox.launcher import process_alive, signal_run
@@ -40,7 +40,8 @@ def test_runs_and_run_pages_follow_stop_and_resume_a_live_run(
     shutil.copytree(tiny_experiment, root / "output" / "tiny_v1")
     state = tmp_path / "state"
     state.mkdir()
-    (state / "settings.json").write_text(json.dumps({"visdom_port": visdom_server.port}))
+    # Settings name another port than the run's own: the run's page still frames its server
+    (state / "settings.json").write_text(json.dumps({"visdom_port": free_port()}))
     box = ToolboxProcess(root, state, tmp_path / "toolbox.log", [dataroot])
     visdom = {"enable": True, "port": visdom_server.port, "env_name": env_name}
     config = tiny_training_config(
@@ -95,6 +96,10 @@ def test_runs_and_run_pages_follow_stop_and_resume_a_live_run(
         assert (root / "output" / "live_v1" / "checkpoints" / "interrupted.pt").is_file()
         wait_for(lambda: not process_alive(pid), 60, what="the stopped run's process to end")
         page.click("form[action$='/resume'] button")
+        page.wait_for_load_state()
+        # at once, before the run's record says running: "starting", never "interrupted"
+        assert page.inner_text("[data-field=label]") in ("starting", "running")
+        assert page.locator("form[action$='/stop']").is_visible()
         page.wait_for_selector("[data-field=label].state-running", timeout=60_000)
         assert "resumed (pid" in page.inner_text(".notice")
     finally:

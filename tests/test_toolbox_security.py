@@ -135,6 +135,26 @@ def test_a_run_streaming_to_another_visdom_port_may_frame_it_on_its_own_page(tmp
 # -- paths -------------------------------------------------------------------------------
 
 
+def test_the_pickers_of_testing_and_utilities_list_only_inside_the_roots(app, tmp_path):
+    client = browser_client(app)
+    root = tmp_path / "root"
+    (root / "models").mkdir()
+    (root / "models" / "tiny.onnx").write_bytes(b"x")
+    (root / "models" / "notes.txt").write_text("x")
+    (root / "models" / "out").symlink_to(tmp_path)  # a link out of the root: not listed
+    for url in ("/utilities/folders", "/api/testing/folders"):
+        assert [f["path"] for f in client.get(url).json()["folders"]] == [str(root)]
+        for bad in ("/etc", str(root / ".." / "state"), str(tmp_path), "models/out"):
+            answer = client.get(url, params={"path": bad})
+            assert answer.status_code == 403 and "outside" in answer.json()["error"], bad
+        listing = client.get(url, params={"path": "models"}).json()
+        assert listing["folders"] == [] and listing["parent"] == str(root)
+    models = client.get("/utilities/folders", params={"path": "models", "files": "onnx"})
+    assert models.json()["files"] == ["tiny.onnx"]
+    plain = client.get("/api/testing/folders", params={"path": "models", "files": "onnx"})
+    assert plain.json()["files"] == []  # Testing picks folders only
+
+
 @pytest.mark.parametrize(
     "path",
     [

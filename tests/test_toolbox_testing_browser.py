@@ -87,9 +87,22 @@ def test_testing_page_test_sort_upload_infer(toolbox, browser, tmp_path):
         timeout=180_000,
     )
     assert page.locator("#ts-zip").is_visible()
+    jobs = page.locator("#ts-jobs tbody tr")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#ts-jobs tbody tr'))"
+        ".map(r => r.dataset.state).join() === 'done,done'"
+    )  # the infer job, then the test: both kept (on disk: a restarted Toolbox lists them)
+    assert "infer" in jobs.nth(0).inner_text() and "test" in jobs.nth(1).inner_text()
     page.select_option("#ts-sort", "l1")
     page.evaluate("window.scrollTo(0, 0)")
     shots.take(page, "testing", full_page=True)
+
+    state = tmp_path / "state"
+    assert len(list((state / "uploads").iterdir())) == 1
+    jobs.nth(0).locator("[data-action=delete]").click()  # the infer job: outputs and uploads go
+    page.wait_for_function("() => document.querySelectorAll('#ts-jobs tbody tr').length === 1")
+    assert list((state / "uploads").iterdir()) == []
+    assert len(list((state / "jobs").iterdir())) == 1
 
     shutil.rmtree(run)  # deleted while its page is open
     page.select_option("#ts-result", result)

@@ -20,6 +20,7 @@ from nectargan.dataset.io import is_image_file
 from nectargan.toolbox import test_results as results
 from nectargan.toolbox import uploads
 from nectargan.toolbox.child_jobs import OUTPUTS, ChildJob, ChildJobs, JobBusy, new_job_id
+from nectargan.toolbox.folders import browse_answer
 from nectargan.toolbox.pages import Page
 from nectargan.toolbox.paths import PathRefused, child_name, confine
 from nectargan.toolbox.zips import zip_response
@@ -108,6 +109,11 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
             max_upload_mb=uploads.MAX_UPLOAD_BYTES // (1024 * 1024),
             keep_jobs=jobs.keep,
         )
+
+    def folders(request: Request) -> Response:  # sync: a worker thread lists the folder
+        path = request.query_params.get("path", "")
+        answer, status = browse_answer(path, toolbox.roots)
+        return JSONResponse(answer, status_code=status)
 
     def run_info(request: Request) -> Response:
         run = toolbox.run_dir(request.path_params["root"], request.path_params["name"])
@@ -222,6 +228,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
 
     return [
         Route("/testing", page),
+        Route("/api/testing/folders", folders),
         Route(RUN, run_info),
         Route(RUN + "/results/{result}", result),
         Route(RUN + "/test", start_test, methods=["POST"]),

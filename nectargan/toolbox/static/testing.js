@@ -247,6 +247,8 @@
     $("ts-sort").addEventListener("change", drawGrid);
     $("ts-test").addEventListener("click", startTest);
     $("ts-infer").addEventListener("click", startInfer);
+    const picker = Toolbox.picker("ts", "/api/testing/folders");
+    $("ts-browse").addEventListener("click", () => picker.open($("ts-folder")));
     $("ts-files").addEventListener("change", (e) => upload(Array.from(e.target.files)));
     const drop = $("ts-drop");
     drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
