@@ -70,6 +70,20 @@ def test_a_record_is_read_back_by_a_new_store(tmp_path):
     assert store(tmp_path, page="utilities").get(job.id) is None  # each page lists its own
 
 
+def test_a_reused_pid_is_not_taken_for_the_job(tmp_path):
+    """A record naming a live pid with another start time: that process is someone else."""
+    folder = tmp_path / "state" / "jobs" / "0123456789ab"
+    folder.mkdir(parents=True)
+    (folder / "output.log").write_text("loading\nnectargan infer: error: out of memory\n")
+    record = {"id": folder.name, "page": "testing", "kind": "infer", "label": "x", "args": []}
+    record.update(started=1.0, state="running", pid=os.getpid(), proc_start="1")
+    (folder / "job.json").write_text(json.dumps(record))
+    job = store(tmp_path).get(folder.name)
+    assert job.state == FAILED and job.exit_code is None
+    assert job.error.endswith("nectargan infer: error: out of memory")
+    assert json.loads((folder / "job.json").read_text())["state"] == FAILED  # written back
+
+
 def test_old_jobs_go_oldest_first_but_never_a_running_one(tmp_path):
     jobs = store(tmp_path, keep=2)
     running = jobs.start("config", "held", QUICK)
