@@ -102,19 +102,23 @@
     }
   }
 
-  async function startTest() {
-    const button = $("ts-test");
-    say($("ts-message"), "");
+  /* POST a job's start with its button held down; a refusal is said in ``message``. */
+  async function startJob(url, body, button, message, followIt) {
+    say(message, "");
     button.disabled = true;
-    const body = { epoch: $("ts-epoch").value, split: $("ts-split").value, max_images: $("ts-max").value };
     let job;
-    try { job = await postJson(`${runApi()}/test`, body); } catch (e) {
-      say($("ts-message"), e.message);
+    try { job = await postJson(url, body); } catch (e) {
+      say(message, e.message);
       button.disabled = false;
       return;
     }
     jobList.refresh();
-    await followTest(job);
+    await followIt(job);
+  }
+
+  function startTest() {
+    const body = { epoch: $("ts-epoch").value, split: $("ts-split").value, max_images: $("ts-max").value };
+    return startJob(`${runApi()}/test`, body, $("ts-test"), $("ts-message"), followTest);
   }
 
   async function followTest(job) {
@@ -160,23 +164,13 @@
     }
   }
 
-  async function startInfer() {
-    say($("ts-infer-message"), "");
+  function startInfer() {
     const folder = $("ts-folder").value.trim();
     const r = runPath();
     const body = { root: r.root, name: r.name, epoch: $("ts-epoch").value };
     if (folder) body.folder = folder; else body.batch = batch;
-    const button = $("ts-infer");
-    button.disabled = true;
     $("ts-zip").hidden = true;
-    let job;
-    try { job = await postJson("/api/testing/infer", body); } catch (e) {
-      say($("ts-infer-message"), e.message);
-      button.disabled = false;
-      return;
-    }
-    jobList.refresh();
-    await followInfer(job);
+    return startJob("/api/testing/infer", body, $("ts-infer"), $("ts-infer-message"), followInfer);
   }
 
   async function followInfer(job) {
