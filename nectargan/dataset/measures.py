@@ -23,6 +23,7 @@ from nectargan.dataset.io import SPLITS, has_image_name
 from nectargan.dataset.task import Task, tick
 from nectargan.errors import DataUserError
 from nectargan.utils.atomic import atomic_writer
+from nectargan.utils.json_files import read_json_object
 
 CACHE_DIR = ".nectargan"  # inside the dataset root; dot-named, so no split lists it
 CACHE_VERSION = 1
@@ -107,10 +108,7 @@ def cache_path(root: Path, split: str) -> Path:
 
 
 def load_cache(path: Path) -> dict[str, dict]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # none yet, or unreadable: measure again
+    data = read_json_object(path) or {}  # none yet, or unreadable: measure again
     return data.get("files", {}) if data.get("version") == CACHE_VERSION else {}
 
 

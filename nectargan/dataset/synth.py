@@ -21,6 +21,7 @@ from PIL import Image
 from nectargan.dataset.io import SPLITS, list_images
 from nectargan.dataset.tools import check_ratios, split_counts
 from nectargan.errors import DataExistsError, DataUserError
+from nectargan.utils.json_files import read_json_object
 from nectargan.utils.numbers import is_int
 from nectargan.utils.outputs import output_dir
 
@@ -154,10 +155,7 @@ def _manifest(n: int, size: int, seed: int, ratios: tuple[float, float, float]) 
 
 
 def _read_manifest(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json_object(out_dir / MANIFEST)
 
 
 def _same_settings(stored: dict | None, wanted: dict) -> bool:

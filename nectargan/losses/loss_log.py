@@ -36,6 +36,7 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_writer
+from nectargan.utils.json_files import read_json_noting
 from nectargan.utils.numbers import is_number
 
 FORMAT = layout.LOSS_LOG_FORMAT
@@ -314,15 +315,5 @@ def _all_finite(values: list) -> bool:
 
 def _load_json(path: Path, problems: list[str], what: str) -> Any:
     """Parsed JSON, or None with the reason added to ``problems`` (e.g. a truncated file)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f"{SEGMENT_DIR}/{path.name}" if path.parent.name == SEGMENT_DIR else path.name
-        problems.append(f"{where}: unreadable {what} ({_short(exc)}), skipped")
-        return None
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON at char {exc.pos}: {exc.msg}"
-    return getattr(exc, "strerror", None) or str(exc)
+    where = f"{SEGMENT_DIR}/{path.name}" if path.parent.name == SEGMENT_DIR else path.name
+    return read_json_noting(path, problems, what, where)

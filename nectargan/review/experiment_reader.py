@@ -14,7 +14,6 @@ every skipped one listed), and every file name from
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from nectargan.runs import records
 from nectargan.runs.status import RunStatus, read_status
 from nectargan.utils import rows_json
 from nectargan.utils.durations import format_duration
+from nectargan.utils.json_files import read_json_noting
 from nectargan.utils.numbers import is_number
 
 # The loss log's names, under the names this module has always exported.
@@ -225,7 +225,7 @@ def _read_config(exp: Experiment) -> None:
     files += [p for _, p in resumes]
     exp.config_files = files
     for candidate in reversed(files):
-        data = _load_json(candidate, exp.problems, "config")
+        data = read_json_noting(candidate, exp.problems, "config", _rel(candidate))
         if isinstance(data, dict):
             exp.config = data
             return
@@ -318,7 +318,7 @@ def _read_tests(exp: Experiment) -> None:
     if not folder.is_dir():
         return
     for metrics in sorted(folder.rglob(METRICS_FILE)):
-        report = _load_json(metrics, exp.problems, "test metrics")
+        report = read_json_noting(metrics, exp.problems, "test metrics", _rel(metrics))
         if not isinstance(report, dict):
             continue
         images = sorted(p for p in metrics.parent.glob("*.png") if not p.name.startswith("."))
@@ -454,23 +454,8 @@ def _span(segs: list[Segment]) -> str:
 # -- small helpers ----------------------------------------------------------------------
 
 
-def _load_json(path: Path, problems: list[str], what: str) -> Any:
-    """Parsed JSON, or None with the reason added to ``problems`` (e.g. a truncated file)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(f"{_rel(path)}: unreadable {what} ({_short(exc)}), skipped")
-        return None
-
-
 def _rel(path: Path) -> str:
     return "/".join(path.parts[-2:]) if path.parent.name == SEGMENT_DIR else path.name
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON at char {exc.pos}: {exc.msg}"
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _parse_time(text: Any) -> datetime | None:

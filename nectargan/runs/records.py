@@ -35,6 +35,7 @@ from typing import Any
 from nectargan import experiment_layout as layout
 from nectargan.utils import rows_json
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.json_files import read_json_object
 from nectargan.utils.numbers import is_int, is_number
 
 VAL_METRICS_FILE = layout.VAL_METRICS_FILE
@@ -79,11 +80,7 @@ def read_epoch_stats(experiment_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def read_run_info(experiment_dir: str | Path) -> dict[str, Any]:
-    try:
-        data = json.loads((Path(experiment_dir) / RUN_INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(Path(experiment_dir) / RUN_INFO_FILE) or {}
 
 
 def rows_up_to(rows: Sequence[Mapping[str, Any]], epochs_completed: int) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.json_files import read_json_object
 from nectargan.utils.processes import pid_alive
 
 STATUS_FILE = layout.RUN_STATUS_FILE
@@ -114,11 +115,8 @@ def read_status(experiment_dir: str | Path) -> RunStatus | None:
 
 
 def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # absent, or torn by a crash mid-write of an older version
-    return raw if isinstance(raw, dict) and raw.get("format") == FORMAT else None
+    raw = read_json_object(path)  # None: absent, or torn by a crash mid-write of an older version
+    return raw if raw is not None and raw.get("format") == FORMAT else None
 
 
 def _parse(raw: Mapping[str, Any]) -> RunStatus:

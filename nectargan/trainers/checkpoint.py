@@ -28,6 +28,7 @@ import torch
 from nectargan import experiment_layout as layout
 from nectargan.errors import CheckpointUserError
 from nectargan.utils.atomic import atomic_write_text, atomic_writer
+from nectargan.utils.json_files import read_json_object
 
 FORMAT = "nectargan.checkpoint"
 VERSION = 1
@@ -116,22 +117,14 @@ def read_pruned(experiment_dir: str | Path) -> dict[str, Any]:
 
     Only error messages read it, so a missing or torn file just means plainer messages.
     """
-    try:
-        record = json.loads((checkpoint_dir(experiment_dir) / PRUNED).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(record, dict) or not isinstance(record.get("epochs"), list):
-        return {}
-    return record
+    record = read_json_object(checkpoint_dir(experiment_dir) / PRUNED) or {}
+    return record if isinstance(record.get("epochs"), list) else {}
 
 
 def latest_named(experiment_dir: Path) -> Path | None:
     """The checkpoint ``latest.json`` names, when that file exists; else None."""
     folder = checkpoint_dir(experiment_dir)
-    try:
-        name = json.loads((folder / LATEST).read_text())["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    name = (read_json_object(folder / LATEST) or {}).get("file")
     if isinstance(name, str) and "/" not in name and (folder / name).is_file():
         return folder / name
     return None

@@ -40,6 +40,7 @@ from nectargan.trainers.experiment import existing_versions
 from nectargan.trainers.lock import holder_if_locked
 from nectargan.trainers.resume import plan as resuming
 from nectargan.trainers.resume.choose import LATEST, find_checkpoint
+from nectargan.utils.json_files import read_json_object
 
 # Where the experiment lives: these locate the directory, they are not compared.
 LOCATION_KEYS = ("common.output_directory", "common.experiment_name")
@@ -96,11 +97,7 @@ def setup_differences(run_config: dict[str, Any], config: Any) -> list[str]:
 
 
 def _run_config(experiment_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((experiment_dir / layout.CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(experiment_dir / layout.CONFIG_FILE)
 
 
 def decide(config: Any, log: Callable[[str], None]) -> Decision:
