@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from nectargan import experiment_layout as layout
 from nectargan.dataset.io import is_image_file
 from nectargan.toolbox import test_results as results
 from nectargan.toolbox import uploads
@@ -60,7 +61,6 @@ def parse_max_images(value: Any) -> int | None:
 
 def job_payload(toolbox: Toolbox, job: ChildJob) -> dict[str, Any]:
     """A job's state for the page: progress while it runs, the result or error once ended."""
-    state = job.state
     out: dict[str, Any] = {**job.meta, **job.summary()}
     lines = job.log_lines()
     out["log"] = lines[-12:]
@@ -70,13 +70,21 @@ def job_payload(toolbox: Toolbox, job: ChildJob) -> dict[str, Any]:
         except HTTPException as exc:  # the run was deleted since: the job's record stays
             out["written"], out["run_error"] = 0, str(exc.detail)
         else:
-            out["written"] = results.written_since(run, job.started)
-            if state == "done":
-                out["result"] = results.result_named_in(lines, run)
+            out.update(test_progress(run, job, lines))
     else:
         out["outputs"] = infer_outputs(job)
         out["written"] = len(out["outputs"])
     return out
+
+
+def test_progress(run: Path, job: ChildJob, lines: list[str]) -> dict[str, Any]:
+    """Triplets written so far (running), or the result and its image count (ended: read
+    from its metrics, not counted, since a list holds many ended tests)."""
+    if job.state == "running":
+        return {"written": results.written_since(run, job.started)}
+    name = results.result_named_in(lines, run) if job.state == "done" else None
+    metrics = results.read_metrics(run / layout.TEST_DIR / name) if name else None
+    return {"result": name, "written": (metrics or {}).get("n_images", 0)}
 
 
 def infer_outputs(job: ChildJob) -> list[str]:
