@@ -33,6 +33,7 @@ from typing import Any
 from nectargan.errors import UserError
 from nectargan.toolbox.children import process_alive, process_start_time, signal_session, spawn
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.json_files import read_json_object
 
 JOBS_DIR = "jobs"
 RECORD = "job.json"
@@ -275,10 +276,10 @@ class ChildJobs:
             return
         names = {f.name for f in fields(ChildJob)} - {"folder"}
         for folder in folders:
+            data = read_json_object(folder / RECORD)
             try:
-                data = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-                job = ChildJob(**{k: v for k, v in data.items() if k in names})
-            except (OSError, ValueError, TypeError):
+                job = ChildJob(**{k: v for k, v in (data or {}).items() if k in names})
+            except TypeError:  # not a record of ours (a missing field)
                 continue
             if job.page == self.page and job.id == folder.name:
                 job.folder = folder

@@ -15,6 +15,7 @@ from typing import Any
 from nectargan import experiment_layout as layout
 from nectargan.dataset.io import is_image_file
 from nectargan.runs import records
+from nectargan.utils.json_files import read_json_object
 
 OUTPUTS_LINE = re.compile(r"^outputs: (.+)$", re.M)
 RESULT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -40,11 +41,7 @@ def run_choices(run: Path) -> dict[str, Any]:
 
 
 def read_metrics(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / layout.METRICS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(folder / layout.METRICS_FILE)
 
 
 def list_results(run: Path) -> list[dict[str, Any]]:
