@@ -169,6 +169,44 @@ def test_download_reports_progress_and_cancels(client, root: Path) -> None:
         httpd.server_close()
 
 
+def test_jobs_are_listed_after_a_restart_a_running_one_as_failed(root: Path, tmp_path) -> None:
+    """A real Toolbox process, restarted: its jobs' threads die with it, their records stay."""
+    from nectargan.toolbox.jobs import STOPPED_WITH_TOOLBOX
+
+    state = Served()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    first = ToolboxProcess(root, tmp_path / "state", tmp_path / "first.log")
+    try:
+        pair = {"a": str(root / "set" / "val"), "b": str(root / "set" / "val")}
+        pair["out"] = str(root / "paired")
+        api = first.client
+        done = wait_job(api, api.post("/dataset/pair", json=pair).json())
+        assert done["state"] == "done"
+        serve(state, build_archive(good_entries()))
+        state.hang = threading.Event()  # headers, then nothing: the download stays running
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/mirror"
+        body = {"name": NAME, "parent": str(root / "datasets"), "url": url}
+        hanging = api.post("/dataset/download", json=body).json()
+        wait_for(lambda: state.requests, 30, what="the download's request")
+        assert api.get(f"/dataset/jobs/{hanging['id']}").json()["state"] == "running"
+    finally:
+        first.stop()
+        state.hang.set()
+        httpd.shutdown()
+        httpd.server_close()
+    second = ToolboxProcess(root, tmp_path / "state", tmp_path / "second.log")
+    try:
+        jobs = second.client.get("/dataset/jobs").json()["jobs"]
+        assert [j["id"] for j in jobs] == [hanging["id"], done["id"]]  # newest first
+        assert jobs[0]["state"] == "failed" and jobs[0]["error"] == STOPPED_WITH_TOOLBOX
+        assert jobs[1]["state"] == "done" and jobs[1]["result"] == done["result"]
+        assert second.client.get(f"/dataset/jobs/{done['id']}").json()["state"] == "done"
+    finally:
+        second.stop()
+
+
 def test_measures_sort_thumbnails_and_exclude_restore(client, root: Path) -> None:
     path = str(root / "set")
     job = wait_job(client, client.post("/dataset/measure", json={"path": path}).json())

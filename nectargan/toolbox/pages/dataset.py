@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 PAGE = Page(name="dataset", title="Dataset", path="/dataset", order=20)
 JOB_EVENTS_S = 0.3
+JOBS_RECORD = "dataset-jobs.json"  # beside queue.json in the state dir
 
 
 def _error(exc: Exception) -> JSONResponse:
@@ -52,7 +53,7 @@ class DatasetPage:
     def __init__(self, toolbox: Toolbox) -> None:
         self.toolbox = toolbox
         self.roots = toolbox.roots
-        self.jobs = Jobs()
+        self.jobs = Jobs(toolbox.state_dir / JOBS_RECORD)
 
     def page(self, request: Request) -> Response:
         from nectargan.dataset.download import DATASETS
@@ -190,6 +191,9 @@ class DatasetPage:
 
     # -- jobs --------------------------------------------------------------------------------
 
+    async def job_list(self, request: Request) -> Response:
+        return JSONResponse({"jobs": [job.snapshot() for job in self.jobs.list()]})
+
     def _job(self, request: Request):
         return self.jobs.get(request.path_params["job"])
 
@@ -242,6 +246,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
         Route("/dataset/pair", page.pair, methods=["POST"]),
         Route("/dataset/split", page.split, methods=["POST"]),
         Route("/dataset/measure", page.measure, methods=["POST"]),
+        Route("/dataset/jobs", page.job_list),
         Route("/dataset/jobs/{job:str}", page.job),
         Route("/dataset/jobs/{job:str}/events", page.job_events),
         Route("/dataset/jobs/{job:str}/cancel", page.cancel, methods=["POST"]),

@@ -199,6 +199,17 @@
       if (onEnd) onEnd(s);
     };
   }
+  /* Recent jobs, as the Toolbox keeps them (also those of a Toolbox since restarted). */
+  async function listJobs() {
+    const { ok, data } = await call("GET", "/dataset/jobs");
+    if (!ok) return;
+    $("ds-jobs-list").replaceChildren(...data.jobs.map((j) => el("tr", { "data-job": j.id, "data-state": j.state },
+      el("td", { "data-time": j.started }, Toolbox.ago(j.started)), el("td", {}, j.label),
+      el("td", { class: `jobs-${j.state}` }, j.state),
+      el("td", { class: "small" }, j.state === "done" ? JSON.stringify(j.result) : j.error))));
+  }
+  listJobs();
+
   async function startJob(url, body, box, onEnd) {
     const { ok, data } = await call("POST", url, body);
     if (!ok) {
@@ -207,7 +218,11 @@
       box.replaceChildren(el("p", { class: "error" }, data.error));
       return;
     }
-    watch(box, data, onEnd);
+    listJobs();
+    watch(box, data, (end) => {
+      listJobs();
+      if (onEnd) onEnd(end);
+    });
   }
 
   $("dl-form").addEventListener("submit", (e) => {
