@@ -10,6 +10,7 @@ Experiment directory ``<output>/<name>_v<N>``::
     config.json                 effective config (config.resumeN.json per resume)
     loss_log.json               loss log index
     loss_log/000001.json        loss log segments, one per flush
+    loss_log/000001.columns     the same records as float64 columns (losses/loss_columns.py)
     timing.json                 wall time of each epoch
     checkpoints/epoch_0003.pt   after 3 completed epochs (interrupted.pt, latest.json)
     checkpoints/best.pt         the epoch with the best validation L1 (a link or copy)

@@ -7,8 +7,9 @@ may lack any of them; what could not be read is listed in
 always shows what *is* there and says what it skipped.
 
 The loss log comes from the one tolerant reader,
-:func:`nectargan.losses.loss_log.read_log_files` (every good segment kept,
-every skipped one listed), and every file name from
+:func:`nectargan.losses.loss_log.read_log_arrays` (every good segment kept,
+every skipped one listed; each segment from its binary column file when that is
+current, so a 1M-step log is not 16M JSON numbers to parse), and every file name from
 :mod:`nectargan.experiment_layout`; neither imports torch.
 """
 
@@ -19,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from nectargan.errors import ExperimentUserError
 from nectargan.experiment_layout import (
@@ -38,7 +37,8 @@ from nectargan.experiment_layout import (
     TEST_DIR,
     TIMING_FILE,
 )
-from nectargan.losses.loss_log import SegmentRead, read_log_files
+from nectargan.losses.loss_log import SegmentArrays, read_log_arrays
+from nectargan.review.loss_series import LossSeries
 from nectargan.runs import records
 from nectargan.runs.status import RunStatus, read_status
 from nectargan.utils import rows_json
@@ -52,33 +52,6 @@ INDEX_NAME, SEGMENT_DIR, FIELDS = LOSS_LOG_INDEX, LOSS_LOG_DIR, LOSS_LOG_FIELDS
 
 class ExperimentError(ExperimentUserError):
     """The path is not something a review can read; the message says why."""
-
-
-@dataclass
-class LossSeries:
-    """One loss's records in log order, as float arrays; NaN marks a non-finite (null) value."""
-
-    name: str
-    tags: list[str]
-    epoch: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    @property
-    def weighted(self) -> np.ndarray:
-        """``raw * weight``: the value the live dashboard graphs (NaN where unknown or infinite)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = self.raw * self.weight
-        out[~np.isfinite(out)] = np.nan
-        return out
-
-    def extend(self, columns: list[np.ndarray]) -> None:
-        for name, values in zip(FIELDS, columns, strict=True):
-            setattr(self, name, np.concatenate([getattr(self, name), values]))
-
-    def __len__(self) -> int:
-        return len(self.step)
 
 
 @dataclass
@@ -237,7 +210,7 @@ def _read_config(exp: Experiment) -> None:
 
 
 def _read_loss_log(exp: Experiment) -> None:
-    files = read_log_files(exp.path)
+    files = read_log_arrays(exp.path)
     exp.problems.extend(files.problems)
     if not files.found:
         exp.problems.append("no loss log (loss_log.json): the run logged no losses")
@@ -248,27 +221,18 @@ def _read_loss_log(exp: Experiment) -> None:
     exp.runs = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
     for name, info in meta.items():
         exp.losses[name] = LossSeries(name, _tags(name, info))
-    pieces: dict[str, list[list[np.ndarray]]] = {}
     for segment in files.segments:
         for name, cols in segment.losses.items():
-            pieces.setdefault(name, []).append(_arrays(cols))
+            series = exp.losses.setdefault(name, LossSeries(name, _tags(name, meta.get(name))))
+            series.extend([cols[f] for f in FIELDS])  # joined when first read
         exp.segments.append(_segment_summary(segment))
-    for name, parts in pieces.items():
-        series = exp.losses.setdefault(name, LossSeries(name, _tags(name, meta.get(name))))
-        series.extend([np.concatenate(col) for col in zip(*parts, strict=True)])
     _check_counts(exp, meta)
 
 
-def _arrays(cols: dict[str, list[Any]]) -> list[np.ndarray]:
-    """One loss's checked columns as float arrays (steps as ints); null becomes NaN."""
-    epoch, step, raw, weight = (np.asarray(cols[f], dtype=np.float64) for f in FIELDS)
-    return [epoch, step.astype(np.int64), raw, weight]
-
-
-def _segment_summary(segment: SegmentRead) -> Segment:
-    epochs = segment.epochs()
+def _segment_summary(segment: SegmentArrays) -> Segment:
+    span = segment.epoch_range()
     written = datetime.fromtimestamp(segment.path.stat().st_mtime, UTC)
-    first, last = (min(epochs), max(epochs)) if epochs else (None, None)
+    first, last = span if span is not None else (None, None)
     return Segment(segment.number, segment.run, segment.records, first, last, written)
 
 

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from nectargan.toolbox.column_warmer import ColumnWarmer
 from nectargan.toolbox.context import STATIC_DIR, Toolbox, ToolboxOptions
 from nectargan.toolbox.pages import LAZY_PAGES, PAGE_MODULES
 from nectargan.toolbox.security import Guard, GuardSettings, allowed_hosts_for
@@ -142,7 +143,13 @@ def create_app(options: ToolboxOptions) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         scheduler = Scheduler(toolbox) if options.background else None
-        warm_up = threading.Timer(WARM_UP_DELAY_S, router.warm_up)
+        warmer = ColumnWarmer()  # old runs' loss-log column files: quick first reviews
+
+        def warm() -> None:
+            router.warm_up()
+            warmer.start([run.path for run in toolbox.runs.list()])
+
+        warm_up = threading.Timer(WARM_UP_DELAY_S, warm)
         warm_up.daemon = True
         if scheduler is not None:
             scheduler.start()
@@ -151,6 +158,7 @@ def create_app(options: ToolboxOptions) -> Starlette:
             yield
         finally:
             warm_up.cancel()
+            warmer.stop()
             if scheduler is not None:
                 scheduler.stop()
 

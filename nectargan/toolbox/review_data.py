@@ -21,6 +21,7 @@ import numpy as np
 
 from nectargan import experiment_layout as layout
 from nectargan.config.config import default_config_dict
+from nectargan.losses.loss_columns import SUFFIX as COLUMNS_SUFFIX
 from nectargan.review import compare
 from nectargan.review.experiment_reader import Experiment, read_experiment, timing_lines
 from nectargan.visualizer.visdom.panels import flat_changes
@@ -59,13 +60,17 @@ class PayloadCache:
 
 
 def files_signature(folder: Path) -> tuple:
-    """(name, mtime, size) of the run's files and its loss-log segments: what a review reads."""
+    """(name, mtime, size) of the run's files and its loss-log segments: what a review reads.
+
+    Not the segments' column files: the first read of an old run writes them, and they
+    hold what the segments hold (a new one must not make the next visit read again).
+    """
     out = []
     for sub in (folder, folder / layout.LOSS_LOG_DIR, folder / layout.EXAMPLES_DIR):
         try:
             with os.scandir(sub) as entries:
                 for entry in entries:
-                    if entry.is_file():
+                    if entry.is_file() and not entry.name.endswith(COLUMNS_SUFFIX):
                         st = entry.stat()
                         out.append((sub.name, entry.name, st.st_mtime_ns, st.st_size))
         except OSError:
@@ -86,10 +91,10 @@ def bucket_means(x: np.ndarray, y: np.ndarray, points: int = CHART_POINTS) -> di
     counts = np.diff(edges)
     finite = np.isfinite(y)
     sums = np.add.reduceat(np.where(finite, y, 0.0), starts)
-    kept = np.add.reduceat(finite.astype(np.int64), starts)
+    kept = np.add.reduceat(finite, starts, dtype=np.int64)  # dtype=: no converted copy
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(kept > 0, sums / np.maximum(kept, 1), np.nan)
-    xs = np.add.reduceat(x.astype(np.float64), starts) / counts
+    xs = np.add.reduceat(x, starts, dtype=np.float64) / counts
     return {"x": _plain(xs), "y": _plain(means)}
 
 
