@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +200,12 @@ class SegmentRead:
 
 @dataclass
 class LogFiles:
-    """What :func:`read_log_files` found: the index (None when unusable), segments, problems."""
+    """What :func:`read_log_files` (segments as :class:`SegmentRead`) or
+    :func:`read_log_arrays` (as :class:`SegmentArrays`) found: the index (None when
+    unusable), the readable segments, the problems."""
 
     index: dict[str, Any] | None
-    segments: list[SegmentRead] = field(default_factory=list)
+    segments: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     folder_exists: bool = False
 
@@ -217,12 +221,16 @@ def read_log_files(experiment_dir: str | Path) -> LogFiles:
     Never raises for a damaged log: a truncated segment (a crash mid-write),
     a foreign index or ragged columns each add one line to ``problems``.
     """
+    return _read_log(experiment_dir, _read_segment)
+
+
+def _read_log(experiment_dir: str | Path, read_segment: Callable[..., Any]) -> LogFiles:
     directory = Path(experiment_dir)
     folder = directory / SEGMENT_DIR
     out = LogFiles(index=None, folder_exists=folder.is_dir())
     out.index = _read_index(directory / INDEX_NAME, out.problems)
     for number, path in _segment_files(folder):
-        segment = _read_segment(number, path, out.problems)
+        segment = read_segment(number, path, out.problems)
         if segment is not None:
             out.segments.append(segment)
     return out
@@ -250,33 +258,11 @@ class SegmentArrays:
         return min(float(e.min()) for e in epochs), max(float(e.max()) for e in epochs)
 
 
-@dataclass
-class LogArrays:
-    """What :func:`read_log_arrays` found: :class:`LogFiles` with arrays for the segments."""
-
-    index: dict[str, Any] | None
-    segments: list[SegmentArrays] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    folder_exists: bool = False
-
-    @property
-    def found(self) -> bool:
-        return self.index is not None or self.folder_exists
-
-
-def read_log_arrays(experiment_dir: str | Path, *, cache: bool = True) -> LogArrays:
+def read_log_arrays(experiment_dir: str | Path, *, cache: bool = True) -> LogFiles:
     """:func:`read_log_files` as arrays: each segment from its column file when that is
     current, else parsed (the same problems) and, with ``cache``, its column file written
     so the next read is quick (a run from before column files is parsed once)."""
-    directory = Path(experiment_dir)
-    folder = directory / SEGMENT_DIR
-    out = LogArrays(index=None, folder_exists=folder.is_dir())
-    out.index = _read_index(directory / INDEX_NAME, out.problems)
-    for number, path in _segment_files(folder):
-        segment = _segment_arrays(number, path, out.problems, cache)
-        if segment is not None:
-            out.segments.append(segment)
-    return out
+    return _read_log(experiment_dir, partial(_segment_arrays, cache=cache))
 
 
 def _segment_arrays(
