@@ -16,9 +16,11 @@ trains a real tiny run).
 * **new epoch**: a Run page's event stream is open on a run whose files this
   script writes as a trainer would (a loss segment, a val row, the status record,
   an example); the time from the write to the event that carries the new epoch.
-* **cost**: a real tiny ``nectargan train`` with its Run page and the Runs page
-  streaming; the Toolbox's CPU time over the training run's CPU time in the same
-  seconds (schedstat, so every thread counts).
+* **cost**: a real tiny ``nectargan train`` with no page open, its Run page, then
+  its Run page and the Runs page streaming; the Toolbox's CPU time over the training
+  run's CPU time in the same seconds (``/proc/PID/stat``: every thread counts, also
+  the server's worker threads that ended meanwhile, which a sum over the live
+  threads' schedstat would drop).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import cpu_model, free_port, positive_int, process_cpu_s
+from _common import cpu_model, free_port, positive_int, process_cpu_ticks_s
 
 REPO = Path(__file__).resolve().parent.parent
 URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]+)")
@@ -248,8 +250,8 @@ def measure_new_epoch(box: Toolbox, exp: Path, rounds: int) -> list[float]:
 
 
 def measure_cost(box: Toolbox, root: Path, seconds: float) -> list[tuple[str, float, float, float]]:
-    """A real tiny training run, watched by its Run page alone, then with the Runs page
-    too: (what, toolbox CPU s, training CPU s, wall s) for each."""
+    """A real tiny training run, not watched, watched by its Run page alone, then with the
+    Runs page too: (what, toolbox CPU s, training CPU s, wall s) for each."""
     data = root / "synth"
     from nectargan.dataset import generate_synthetic_dataset
 
@@ -271,17 +273,20 @@ def measure_cost(box: Toolbox, root: Path, seconds: float) -> list[tuple[str, fl
     results = []
     try:
         for what, paths in (
+            ("no page (the Toolbox idle)", []),
             ("its Run page", ["/runs/0/watched_v1/events"]),
             ("its Run page + the Runs page", ["/runs/0/watched_v1/events", "/runs/events"]),
         ):
             readers = [EventReader(box, path) for path in paths]
-            box_cpu, run_cpu = process_cpu_s(box.proc.pid), process_cpu_s(pid)
+            time.sleep(2)  # the streams' first (full) messages are not the steady cost
+            box_cpu, run_cpu = process_cpu_ticks_s(box.proc.pid), process_cpu_ticks_s(pid)
             started = time.perf_counter()
             time.sleep(seconds)
-            box_used = process_cpu_s(box.proc.pid) - box_cpu
-            run_used = process_cpu_s(pid) - run_cpu
+            box_used = process_cpu_ticks_s(box.proc.pid) - box_cpu
+            run_used = process_cpu_ticks_s(pid) - run_cpu
             results.append((what, box_used, run_used, time.perf_counter() - started))
-            assert len(readers[0].messages) >= 2, "the Run page stream sent no updates"
+            if readers:
+                assert len(readers[0].messages) >= 2, "the Run page stream sent no updates"
             for reader in readers:
                 reader.close()
     finally:
@@ -312,7 +317,7 @@ def main() -> None:
     parser.add_argument("--experiments", type=positive_int, default=200)
     parser.add_argument("--steps", type=positive_int, default=10_000)
     parser.add_argument("--rounds", type=positive_int, default=20)
-    parser.add_argument("--watch-seconds", type=positive_int, default=30)
+    parser.add_argument("--watch-seconds", type=positive_int, default=60)
     parser.add_argument("--start-rounds", type=positive_int, default=7)
     parser.add_argument("--baseline", type=Path, help="another checkout to time start-up against")
     parser.add_argument("--only-start", action="store_true", help="time start-up alone")
@@ -359,8 +364,8 @@ def main() -> None:
     for what, box_used, run_used, wall in cost or []:
         print(
             f"cost to a training run watched by {what} ({wall:.0f} s): Toolbox "
-            f"{box_used:.2f} CPU s vs the run's {run_used:.1f} CPU s = "
-            f"{100 * box_used / run_used:.2f} %"
+            f"{box_used:.2f} CPU s ({1000 * box_used / wall:.1f} ms/s) vs the run's "
+            f"{run_used:.1f} CPU s = {100 * box_used / run_used:.2f} %"
         )
 
 

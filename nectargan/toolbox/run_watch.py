@@ -15,13 +15,14 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nectargan import experiment_layout as layout
 from nectargan.runs import records
-from nectargan.runs.files import epochs_from_files, lock_holder, stat_signatures, total_epochs
+from nectargan.runs.files import epochs_from_files, stat_signatures, total_epochs
 from nectargan.runs.status import lock_is_held, read_status
 from nectargan.utils.durations import format_duration
 
@@ -32,6 +33,9 @@ PROGRESS_RE = re.compile(
     r"epoch (\d+)/(\d+) \[[#.]*\] (\d+)/(\d+) ([\d.]+) it/s ETA (\S+)(?: \| (.*))?$"
 )
 Signature = tuple[int, int] | None
+# a signature younger than this is not trusted: a second change within the file system's
+# timestamp granularity (coarse; 1-2 s on some) would leave it equal
+RACY_NS = 2_000_000_000
 WATCHED = (
     ".",
     layout.LOSS_LOG_DIR,
@@ -85,6 +89,7 @@ class LogTail:
         self.progress: str | None = None
         self._partial = ""
         self._inode: int | None = None
+        self.version = 0  # moves whenever ``lines`` or ``progress`` may have changed
 
     def update(self) -> bool:
         try:
@@ -95,6 +100,7 @@ class LogTail:
             self._inode, self._partial = st.st_ino, ""
             self.offset = max(0, st.st_size - LOG_FIRST_READ_BYTES)
             self.lines.clear()
+            self.version += 1
         if st.st_size == self.offset:
             return False
         with open(self.path, "rb") as handle:
@@ -102,6 +108,7 @@ class LogTail:
             chunk = handle.read(st.st_size - self.offset)
         self.offset += len(chunk)
         self._take(chunk.decode("utf-8", "replace"))
+        self.version += 1
         return True
 
     def _take(self, text: str) -> None:
@@ -117,26 +124,38 @@ class LogTail:
 
 
 class RunWatch:
-    """Follows one experiment folder; :meth:`update` then :meth:`snapshot`."""
+    """Follows one experiment folder; :meth:`read` gives the page's data.
+
+    Each part of that data is kept with the signature of the files it comes from
+    and rebuilt only when they changed: a running run appends to ``train.log``
+    every second, which must cost a read of the new bytes, not a rebuild of the
+    loss curves, a listing of the checkpoints and a new status record. Parts
+    that did not change are the very same objects as before, so the stream
+    reuses their JSON text too (:class:`nectargan.toolbox.sse.JsonParts`).
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.curves: dict[str, LossCurve] = {}
+        self._curves_version = 0
         self._segments: dict[str, Signature] = {}
-        self._small: dict[str, tuple[Signature, Any]] = {}
+        self._parts: dict[str, tuple[Any, Any]] = {}
         self.log = LogTail(folder / layout.TRAIN_LOG)
         self._lock = threading.Lock()
         self._seen: tuple | None = None
+        self._racy: frozenset[int] = frozenset()
         self._snapshot: dict[str, Any] | None = None
-        self.memo: tuple[tuple, dict[str, Any]] | None = None  # for the page's own additions
+        self.memo: tuple[Any, ...] | None = None  # for the page's own additions
 
     def read(self) -> dict[str, Any]:
         """The page's data; the same object while nothing changed (one reader at a time)."""
         with self._lock:
             seen = self._signature()
-            if seen != self._seen or self._snapshot is None:
+            racy = _racy(seen)
+            if seen != self._seen or racy or self._snapshot is None:
+                self._seen, self._racy = seen, racy
                 self.update()
-                self._snapshot, self._seen = self.snapshot(), seen
+                self._snapshot = self.snapshot()
             return self._snapshot
 
     def _signature(self) -> tuple:
@@ -144,21 +163,39 @@ class RunWatch:
         a folder's mtime moves with each file renamed into it (every atomic write)."""
         return (*stat_signatures(self.folder, WATCHED), lock_is_held(self.folder))
 
+    def _sig(self, name: str) -> Any:
+        """The signature of one watched file (from the last :meth:`read`), or the lock's
+        state for ``"held"``. None (rebuild what depends on it) before the first read and
+        while the file changed too recently to be sure no second change hides in the same
+        timestamp (a folder's mtime has a coarse clock, and its size does not move)."""
+        if self._seen is None:
+            return None
+        if name == "held":
+            return self._seen[-1]
+        at = WATCHED.index(name)
+        return None if at in self._racy else self._seen[at]
+
+    def _part(self, name: str, key: Any, build: Any) -> Any:
+        """``build()``, or the value it gave last time when ``key`` is unchanged; a key that
+        is or holds None (a racy or absent file) is built every time."""
+        cached = self._parts.get(name)
+        unknown = key is None or (isinstance(key, tuple) and None in key)
+        if cached is not None and not unknown and cached[0] == key:
+            return cached[1]
+        value = build()
+        self._parts[name] = (key, value)
+        return value
+
     # -- reading ------------------------------------------------------------------------
 
     def update(self) -> None:
-        self._update_losses()
-        self.log.update()
+        """Read what is new: loss segments when their folder changed, the log's new bytes."""
+        self._part("losses-read", self._sig(layout.LOSS_LOG_DIR), self._update_losses)
+        self._part("log-read", self._sig(layout.TRAIN_LOG), self.log.update)
 
     def _small_file(self, name: str, read: Any) -> Any:
         """``read(folder)`` again only when the file's size or mtime changed."""
-        sig = stat_signature(self.folder / name)
-        cached = self._small.get(name)
-        if cached is not None and cached[0] == sig:
-            return cached[1]
-        value = read(self.folder)
-        self._small[name] = (sig, value)
-        return value
+        return self._part(name, stat_signature(self.folder / name), lambda: read(self.folder))
 
     def _update_losses(self) -> None:
         folder = self.folder / layout.LOSS_LOG_DIR
@@ -167,13 +204,16 @@ class RunWatch:
         except OSError:
             return
         sigs = {n: stat_signature(folder / n) for n in names}
+        before = len(self._segments)
         if any(sigs.get(n) != s for n, s in self._segments.items()):
-            self.curves, self._segments = {}, {}  # rewound or rewritten: rebuild once
+            self.curves, self._segments, before = {}, {}, -1  # rewound or rewritten: rebuild
         index = self._small_file(layout.LOSS_LOG_INDEX, _read_index)
         for name in names:
             if name not in self._segments:
                 self._add_segment(folder / name, index)
                 self._segments[name] = sigs[name]
+        if len(self._segments) != before:
+            self._curves_version += 1
 
     def _add_segment(self, path: Path, index: dict[str, Any]) -> None:
         data = _read_json(path)
@@ -196,26 +236,33 @@ class RunWatch:
     # -- what the page shows ------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        config = self._small_file(".", _read_config)  # the folder changes with each new file
-        status = read_status(self.folder)
-        val_rows = self._small_file(layout.VAL_METRICS_FILE, records.read_val_metrics)
-        stats = self._small_file(layout.EPOCH_STATS_FILE, records.read_epoch_stats)
-        pid = lock_holder(self.folder)
+        sig, held, folder = self._sig, self._sig("held"), self.folder
+        config = self._part("config", sig("."), lambda: _read_config(folder))  # folder: new files
+        status_key = (sig(layout.RUN_STATUS_FILE), held)
+        status = self._part("status", status_key, lambda: read_status(folder))
+        val_key, stats_key = sig(layout.VAL_METRICS_FILE), sig(layout.EPOCH_STATS_FILE)
+        val_rows = self._part("val", val_key, lambda: records.read_val_metrics(folder))
+        stats = self._part("stats", stats_key, lambda: records.read_epoch_stats(folder))
+        dirs = (sig(layout.EXAMPLES_DIR), sig(layout.CHECKPOINT_DIR))
         out: dict[str, Any] = {
-            "status": status.to_json() if status is not None else None,
-            "running": pid is not None,
-            "pid": pid,
-            "losses": {name: {"tags": c.tags, **c.chart()} for name, c in self.curves.items()},
-            "val": val_rows[-50:],
-            "best": records.best_row(val_rows),
-            "lr": {k: stats[-1].get(k) for k in ("lr_G", "lr_D")} if stats else None,
-            "log": list(self.log.lines),
-            "examples": self._newest_examples(),
-            "checkpoints": self._checkpoints(),
-            "visdom": _visdom_target(config, self.folder.name),
+            "status": self._part("status-json", status_key, lambda: status and status.to_json()),
+            "running": held,
+            "pid": self._part("pid", (sig(layout.LOCK_FILE), held), lambda: _pid_of(folder, held)),
+            "losses": self._part("losses", self._curves_version, self._charts),
+            "val": self._part("val-tail", val_key, lambda: val_rows[-50:]),
+            "best": self._part("best", val_key, lambda: records.best_row(val_rows)),
+            "lr": self._part("lr", stats_key, lambda: _last_lr(stats)),
+            "log": self._part("log", self.log.version, lambda: list(self.log.lines)),
+            "examples": self._part("examples", dirs[0], self._newest_examples),
+            "checkpoints": self._part("checkpoints", dirs[1], self._checkpoints),
+            "visdom": self._part("visdom", sig("."), lambda: _visdom_target(config, folder.name)),
         }
-        out.update(self._progress(status, config, stats))
+        key = (*status_key, sig("."), stats_key, self.log.version, *dirs)
+        out.update(self._part("progress", key, lambda: self._progress(status, config, stats)))
         return out
+
+    def _charts(self) -> dict[str, Any]:
+        return {name: {"tags": c.tags, **c.chart()} for name, c in self.curves.items()}
 
     def _progress(self, status: Any, config: Any, stats: list[dict]) -> dict[str, Any]:
         """Epoch x of y; iteration, it/s and ETA from the last progress line (or the stats)."""
@@ -263,6 +310,29 @@ class RunWatch:
                     continue
                 out.append({"name": entry.name, "bytes": size})
         return out
+
+
+def _racy(signature: tuple) -> frozenset[int]:
+    """Positions of the signatures changed less than ``RACY_NS`` ago."""
+    recent = time.time_ns() - RACY_NS
+    return frozenset(
+        i for i, sig in enumerate(signature) if isinstance(sig, tuple) and sig[0] > recent
+    )
+
+
+def _pid_of(folder: Path, held: bool) -> int | None:
+    """The pid in the lock file of a run that holds its lock (as ``lock_holder``, without
+    asking ``/proc/locks`` again: the signature just did)."""
+    if not held:
+        return None
+    try:
+        return int((folder / layout.LOCK_FILE).read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _last_lr(stats: list[dict]) -> dict[str, Any] | None:
+    return {k: stats[-1].get(k) for k in ("lr_G", "lr_D")} if stats else None
 
 
 def _visdom_target(config: Any, default_env: str) -> dict[str, Any] | None:

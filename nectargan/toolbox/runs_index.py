@@ -3,7 +3,13 @@
 The Runs page is redrawn every second or so over hundreds of runs, so a
 summary is rebuilt only when one of the few files it comes from changed
 (their size and mtime are the cache key: a handful of ``stat`` calls per run);
-loss logs are never read here. The status comes from the run's own record
+loss logs are never read here. A running run's ``train.log`` grows every
+second, which moves only its last activity: that is updated without reading
+anything. A run that is not running is looked at through :data:`SENTINELS`
+alone (4 ``stat`` calls, not 10) on most refreshes: nothing writes its other
+files without first taking its lock (which writes the pid into the lock file)
+or renaming a file into its folder; every ``FULL_CHECK_EVERY``-th refresh
+still looks at all of them (a file edited by hand in place). The status comes from the run's own record
 (:func:`nectargan.runs.status.read_status`); a run made before records existed
 gets a guess from its files, and says that it is one.
 """
@@ -11,9 +17,11 @@ gets a guess from its files, and says that it is one.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +30,7 @@ from nectargan import experiment_layout as layout
 from nectargan.runs import records
 from nectargan.runs.files import epochs_from_files, lock_holder, stat_signatures, total_epochs
 from nectargan.runs.status import lock_is_held, read_status
-from nectargan.toolbox.run_watch import RunWatch
+from nectargan.toolbox.run_watch import RACY_NS, RunWatch
 
 if TYPE_CHECKING:
     from nectargan.toolbox.context import Toolbox
@@ -38,8 +46,12 @@ WATCHED = (
     layout.CHECKPOINT_DIR,
     layout.LOSS_LOG_INDEX,
     layout.EPOCH_STATS_FILE,
-    layout.TRAIN_LOG,
+    layout.TRAIN_LOG,  # last: it moves only the last activity (see _same_content)
 )
+# what any change to a run that is not running moves first (see the module's docstring)
+SENTINELS = (".", layout.LOCK_FILE, layout.EXAMPLES_DIR, layout.CHECKPOINT_DIR)
+SENTINEL_AT = tuple(WATCHED.index(name) for name in SENTINELS)
+FULL_CHECK_EVERY = 10
 MARKERS = (layout.CONFIG_FILE, layout.RUN_STATUS_FILE, layout.LOSS_LOG_INDEX, layout.CHECKPOINT_DIR)
 UNKNOWN = "unknown"
 MAX_WATCHED = 32  # runs followed in detail at once (open Run pages); the oldest is dropped
@@ -71,8 +83,25 @@ def is_experiment(folder: Path) -> bool:
     return any((folder / marker).exists() for marker in MARKERS)
 
 
-def _signature(folder: Path) -> tuple[tuple[int, int] | None, ...]:
+def _signature(folder: str | Path) -> tuple[tuple[int, int] | None, ...]:
     return stat_signatures(folder, WATCHED)
+
+
+def _last_activity(signature: tuple) -> float:
+    return max((s[0] for s in signature if s is not None), default=0) / 1e9
+
+
+def _same_content(old: tuple, new: tuple) -> bool:
+    """Whether every file a summary is read from (all but ``train.log``) is unchanged, and
+    none changed so recently that a second change could hide in the same timestamp."""
+    return old[:-1] == new[:-1] and _settled(new[:-1])
+
+
+def _settled(signatures: tuple) -> bool:
+    """No file among them changed so recently that a second change could hide in the
+    same timestamp (see :data:`~nectargan.toolbox.run_watch.RACY_NS`)."""
+    recent = time.time_ns() - RACY_NS
+    return all(s is None or s[0] <= recent for s in signatures)
 
 
 class RunIndex:
@@ -80,11 +109,12 @@ class RunIndex:
 
     def __init__(self, toolbox: Toolbox) -> None:
         self.toolbox = toolbox
-        self._cache: dict[Path, tuple[tuple, RunSummary]] = {}
-        self._known: set[Path] = set()  # folders seen to be experiments (they stay so)
+        self._cache: dict[str, tuple[tuple, RunSummary]] = {}
+        self._known: set[str] = set()  # folders seen to be experiments (they stay so)
         self._last_list: list[RunSummary] = []
         self._watches: collections.OrderedDict[Path, RunWatch] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._refreshes = 0
 
     def list(self) -> list[RunSummary]:
         """Every run under every output root, the most recently active first.
@@ -93,36 +123,52 @@ class RunIndex:
         tell "no news" without comparing or serialising anything.
         """
         found = []
+        self._refreshes += 1
         for number, root in enumerate(self.toolbox.output_roots()):
-            found += [self.summary(number, folder) for folder in self._experiments(root)]
+            for i, folder in enumerate(self._experiments(root)):  # full checks spread evenly
+                quick = (self._refreshes + i) % FULL_CHECK_EVERY != 0
+                found.append(self.summary(number, folder, quick))
         found.sort(key=lambda s: s.last_activity, reverse=True)
         with self._lock:
             if [id(s) for s in found] != [id(s) for s in self._last_list]:
                 self._last_list = found
             return self._last_list
 
-    def _experiments(self, root: Path) -> list[Path]:
+    def _experiments(self, root: Path) -> list[str]:
+        """The experiment folders in ``root``, as strings (cheaper than paths, hundreds of
+        times a second)."""
         try:
             with os.scandir(root) as entries:
-                folders = [Path(e.path) for e in entries if e.is_dir()]
+                folders = [e.path for e in entries if e.is_dir()]
         except OSError:
             return []  # an output root not created yet holds no runs
         known = self._known
-        fresh = [f for f in folders if f not in known and is_experiment(f)]
+        fresh = [f for f in folders if f not in known and is_experiment(Path(f))]
         known.update(fresh)
         return [f for f in folders if f in known]
 
-    def summary(self, root: int, folder: Path) -> RunSummary:
-        """Rebuilt only when one of its files changed, or a running run's lock was let go."""
-        signature = _signature(folder)
+    def summary(self, root: int, folder: str | Path, quick: bool = False) -> RunSummary:
+        """Rebuilt only when one of its files changed, or a running run's lock was let go;
+        a grown ``train.log`` alone gives the same summary with its new last activity.
+        ``quick``: a run that is not running is looked at through its sentinels only."""
+        key = os.fspath(folder)
         with self._lock:
-            cached = self._cache.get(folder)
-        still_valid = cached is not None and cached[0] == signature
-        if still_valid and (cached[1].state != "running" or lock_is_held(folder)):
+            cached = self._cache.get(key)
+        if quick and cached is not None and cached[1].state != "running":
+            sentinels = stat_signatures(key, SENTINELS)
+            if sentinels == tuple(cached[0][i] for i in SENTINEL_AT) and _settled(sentinels):
+                return cached[1]
+        signature = _signature(key)
+        if cached is None or not _same_content(cached[0], signature):
+            summary = summarise(root, Path(folder), signature)
+        elif cached[1].state == "running" and not lock_is_held(key):
+            summary = summarise(root, Path(folder), signature)  # let go: crashed or ended
+        elif cached[0][-1] != signature[-1]:  # only train.log moved
+            summary = dataclasses.replace(cached[1], last_activity=_last_activity(signature))
+        else:
             return cached[1]
-        summary = summarise(root, folder, signature)
         with self._lock:
-            self._cache[folder] = (signature, summary)
+            self._cache[key] = (signature, summary)
         return summary
 
     def get(self, root: int, folder: Path) -> RunSummary:
@@ -160,7 +206,7 @@ def summarise(root: int, folder: Path, signature: tuple | None = None) -> RunSum
         epochs_completed=done,
         total_epochs=total,
         best=_best(folder),
-        last_activity=max((s[0] for s in signature if s is not None), default=0) / 1e9,
+        last_activity=_last_activity(signature),
         thumbnail=newest_example(folder),
         pid=pid,
         recorded=status is not None,

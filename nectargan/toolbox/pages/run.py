@@ -3,6 +3,8 @@ with Stop, Resume and Extend, and its Visdom env when a server answers."""
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
@@ -26,24 +28,32 @@ RUN = "/runs/{root:int}/{name}"
 ACTIONS = ("stop", "resume", "extend")
 
 
-def run_payload(toolbox: Toolbox, root: int, name: str) -> dict[str, Any]:
+def run_payload(
+    toolbox: Toolbox, root: int, name: str, folder: Path | None = None
+) -> dict[str, Any]:
     """The Run page's live data (also ``GET /api/runs/{root}/{name}``); the same object
-    while nothing changed, so its stream skips serialising it."""
-    folder = toolbox.run_dir(root, name)
-    summary = toolbox.runs.get(root, folder)
+    while nothing changed, so its stream skips serialising it. A stream passes the
+    ``folder`` it found once; it is then only checked to be still there."""
+    if folder is None:
+        folder = toolbox.run_dir(root, name)
+    elif not os.path.isdir(folder):
+        raise HTTPException(404, f"no run {name!r} in output root {root}")
     watch = toolbox.runs.watch(folder)
     detail = watch.read()
     target = detail["visdom"]
     up = bool(target) and on_loopback(target) and toolbox.visdom_answers(target["port"])
+    memo = watch.memo
+    # the watch looks at every file a summary is read from: no change there, none here
+    unchanged = memo is not None and memo[0] is detail
+    summary = memo[3] if unchanged else toolbox.runs.get(root, folder)
     starting = summary.state != "running" and toolbox.launcher.starting(folder) is not None
-    key = (id(detail), id(summary), up, starting)
-    if watch.memo is None or watch.memo[0] != key:
+    if not unchanged or memo[1:3] != (up, starting):
         payload = {**detail, "summary": summary.to_json(), "visdom_up": up}
         if starting:  # started or resumed by us, its record not saying so yet: not "interrupted"
             payload["summary"] = {**payload["summary"], "state": "starting", "label": "starting"}
             payload["running"] = True
-        watch.memo = (key, payload)
-    return watch.memo[1]
+        memo = watch.memo = (detail, up, starting, summary, payload)
+    return memo[4]
 
 
 def on_loopback(target: dict[str, Any]) -> bool:
@@ -92,10 +102,9 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
 
     async def events(request: Request) -> Response:
         root, name = request.path_params["root"], request.path_params["name"]
-        toolbox.run_dir(root, name)  # 404 before the stream starts
-        return event_stream(
-            request, lambda: run_payload(toolbox, root, name), toolbox.options.poll_s
-        )
+        folder = toolbox.run_dir(root, name)  # 404 before the stream starts
+        produce = functools.partial(run_payload, toolbox, root, name, folder)
+        return event_stream(request, produce, toolbox.options.poll_s, in_parts=True)
 
     def file(request: Request) -> Response:
         folder = toolbox.run_dir(request.path_params["root"], request.path_params["name"])
