@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from nectargan.cli.commands import add_command
 from nectargan.cli.config_flags import add_config_options, config_from_args
 from nectargan.config import Config
 from nectargan.config.config import read_json
@@ -71,22 +72,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
-    show = sub.add_parser("show", help="print the effective config (defaults, file, overrides)")
+    show = add_command(
+        sub, "show", cmd_show, help="print the effective config (defaults, file, overrides)"
+    )
     add_config_options(show)
-    show.set_defaults(func=cmd_show)
 
-    check = sub.add_parser("check", help="validate a config file; every problem at once")
+    check = add_command(
+        sub, "check", cmd_check, help="validate a config file; every problem at once"
+    )
     check.add_argument("file", metavar="FILE")
-    check.set_defaults(func=cmd_check)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of configs (editor completion)")
-    schema.set_defaults(func=cmd_schema)
+    add_command(
+        sub, "schema", cmd_schema, help="print the JSON Schema of configs (editor completion)"
+    )
 
-    imp = sub.add_parser(
+    imp = add_command(
+        sub,
         "import",
+        cmd_import,
         help='convert an upstream NectarGAN config ({"config": {...}}) into ours',
     )
     imp.add_argument("file", metavar="UPSTREAM.json")
     imp.add_argument("--output", required=True, metavar="OURS.json")
     imp.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    imp.set_defaults(func=cmd_import)

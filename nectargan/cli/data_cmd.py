@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nectargan.cli.commands import add_command
 from nectargan.cli.config_flags import add_config_options, config_from_args
 
 
@@ -153,8 +154,10 @@ def cmd_exclude(args: argparse.Namespace) -> int:
 def _add_download(sub: argparse._SubParsersAction) -> None:
     from nectargan.dataset.download import BASE_URL_ENV, DATASETS
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "download",
+        cmd_download,
         help="download a standard pix2pix dataset (facades, maps, ...)",
         description="Streams BASE/NAME.tar.gz (resuming a partial download), unpacks it "
         "safely into ROOT/NAME, checks the layout and prints the counts.",
@@ -169,12 +172,13 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="download and unpack again")
     p.add_argument("--timeout", type=float, default=30.0, help="connect/read timeout, s")
     p.add_argument("--retries", type=int, default=5, help="attempts after a failed one")
-    p.set_defaults(func=cmd_download)
 
 
 def _add_preview(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "preview",
+        cmd_preview,
         help="image grid of pairs as the trainer sees them (after augmentation)",
         description="Pairs in columns, each input | target, through the same dataset and "
         "augmentation a training run with this config uses; --split val shows them "
@@ -196,7 +200,7 @@ def _add_preview(sub: argparse._SubParsersAction) -> None:
     )
     # The training flags config_from_args reads, left unset here.
     unset = ("epochs", "epochs_decay", "output", "name", "batch_size", "device", "precision")
-    p.set_defaults(func=cmd_preview, **dict.fromkeys((*unset, "visdom", "port", "env")))
+    p.set_defaults(**dict.fromkeys((*unset, "visdom", "port", "env")))
 
 
 def _ratios_arg(p: argparse.ArgumentParser, default: list[float]) -> None:
@@ -217,8 +221,10 @@ def _dry_run_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "synth",
+        cmd_synth,
         help="generate the built-in synthetic paired dataset",
         description="Label maps of random shapes (A) -> shaded renderings (B).",
     )
@@ -228,12 +234,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     _ratios_arg(p, [0.8, 0.1, 0.1])
     p.add_argument("--overwrite", action="store_true", help="replace images already in OUT")
-    p.set_defaults(func=cmd_synth)
 
 
 def _add_pair(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "pair",
+        cmd_pair,
         help="join A and B folders into side-by-side A|B images",
         description="Match images by file name (without extension). If both "
         "folders hold train/val/test subfolders, each is paired separately.",
@@ -243,35 +250,38 @@ def _add_pair(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output folder")
     p.add_argument("--resize", action="store_true", help="resize B to A's size when they differ")
     _dry_run_arg(p)
-    p.set_defaults(func=cmd_pair)
 
 
 def _add_split(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("split", help="copy a folder of images into train/val/test by ratio")
+    p = add_command(
+        sub, "split", cmd_split, help="copy a folder of images into train/val/test by ratio"
+    )
     p.add_argument("src", help="folder of A|B images")
     p.add_argument("out", help="output folder (gets train/ val/ test/)")
     _ratios_arg(p, [0.8, 0.1, 0.1])
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default: %(default)s)")
     _dry_run_arg(p)
-    p.set_defaults(func=cmd_split)
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "check",
+        cmd_check,
         help="layout check: splits, pair counts, sizes, problem and non-image files",
         description="Exit 2 when the folder cannot be trained on (problems listed by name).",
     )
     p.add_argument("root", help="dataset folder (with train/, val/, test/)")
-    p.set_defaults(func=cmd_check)
 
 
 def _add_measures(sub: argparse._SubParsersAction) -> None:
     from nectargan.dataset.measures import MEASURES
     from nectargan.dataset.pairs import SORTS
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "measures",
+        cmd_measures,
         help="measure every pair (cached) and list the most extreme by one measure",
         description="Measures: " + "; ".join(f"{k}: {v}" for k, v in MEASURES.items()) + ".",
     )
@@ -280,7 +290,6 @@ def _add_measures(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sort", choices=SORTS, default="brightness", help="(default: %(default)s)")
     p.add_argument("--ascending", action="store_true", help="smallest first (default: largest)")
     p.add_argument("--top", type=int, default=20, help="how many to list (default: %(default)s)")
-    p.set_defaults(func=cmd_measures)
 
 
 def _add_exclude(sub: argparse._SubParsersAction) -> None:
@@ -288,11 +297,10 @@ def _add_exclude(sub: argparse._SubParsersAction) -> None:
         ("exclude", "move pairs to ROOT/excluded/SPLIT/ (undo with restore)"),
         ("restore", "move excluded pairs back to ROOT/SPLIT/"),
     ):
-        p = sub.add_parser(name, help=what)
+        p = add_command(sub, name, cmd_exclude, help=what)
         p.add_argument("root", help="dataset folder")
         p.add_argument("names", nargs="+", metavar="NAME", help="file names in the split")
         p.add_argument("--split", choices=("train", "val", "test"), default="train")
-        p.set_defaults(func=cmd_exclude)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nectargan.cli.commands import add_command, call_with_flags
 from nectargan.cli.config_flags import add_epoch_option
 from nectargan.cli.infer_cmd import EXIT_FAILED
 
@@ -15,21 +16,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nectargan.onnx.selfcheck import ExportCheckError
 
     try:
-        report = export_experiment(
-            args.experiment,
-            epoch=args.epoch,
-            fmt=args.format,
-            output=args.output,
-            opset_version=args.opset,
-            static_hw=args.static,
-            overwrite=args.overwrite,
-        )
+        report = call_with_flags(export_experiment, args, experiment_dir=args.experiment)
     except (ExportCheckError, OnnxExportError) as exc:
         print(f"nectargan export: failed, no file written: {exc}", file=sys.stderr)
         return EXIT_FAILED
     shape = "x".join(map(str, report["static_hw"])) if report.get("static_hw") else "dynamic"
     opset = f", opset {report['opset']}" if "opset" in report else ""
-    print(f"exported {report['checkpoint']} -> {report['path']} ({args.format}{opset})")
+    print(f"exported {report['checkpoint']} -> {report['path']} ({args.fmt}{opset})")
     meta = report["metadata"]
     print(
         f"input [N, {meta['nectargan.channels']}, H, W] float32 in [-1, 1], H and W: "
@@ -51,8 +44,10 @@ def _static(value: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "export",
+        cmd_export,
         help="export a run's generator to ONNX (or TorchScript), checked against torch",
         description="Writes the generator with input 'input' and output 'output', float32 "
         "[N, C, H, W] in [-1, 1], batch and spatial axes dynamic (H, W multiples of "
@@ -61,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
     add_epoch_option(p)
-    p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    p.add_argument("--format", dest="fmt", default="onnx", choices=("onnx", "torchscript"))
     p.add_argument(
         "--output",
         "-o",
@@ -71,12 +66,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--opset",
+        dest="opset_version",
         type=int,
+        metavar="N",
         help="ONNX opset (default: the exporter's newest; < 18 uses torch's "
         "TorchScript-based exporter)",
     )
     p.add_argument(
-        "--static", nargs=2, type=_static, metavar=("H", "W"), help="fixed input height and width"
+        "--static",
+        dest="static_hw",
+        nargs=2,
+        type=_static,
+        metavar=("H", "W"),
+        help="fixed input height and width",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.set_defaults(func=cmd_export)

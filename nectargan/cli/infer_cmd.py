@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nectargan.cli.commands import add_command, call_with_flags
 from nectargan.cli.config_flags import add_epoch_option
 from nectargan.errors import UserError
 
@@ -65,16 +66,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if args.model and args.epoch != "latest":
         raise _BadOption("--epoch applies to --experiment checkpoints, not to --model files")
     backend = _backend(args)
-    options = InferOptions(
-        mode="resize" if args.resize else "pad",
-        paired=args.paired,
-        side_by_side=args.side_by_side,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-        tile=args.tile,
-        tile_overlap=args.tile_overlap,
-        memory_budget=args.memory_budget,
-    )
+    options = call_with_flags(InferOptions, args, mode="resize" if args.resize else "pad")
     result = run_on_inputs(backend, args.inputs, args.output, options, args.recursive)
     rate = result["n_images"] / result["seconds"] if result["seconds"] > 0 else float("nan")
     print(
@@ -85,8 +77,10 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "infer",
+        cmd_infer,
         help="run a trained generator on new images (checkpoint or exported .onnx)",
         description="Writes OUT/<stem>.png for every input image, at the input's own size. "
         "Sides that are not multiples of 2**n_downs are reflect-padded and cropped back "
@@ -142,4 +136,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="memory one forward pass may use before --tile auto tiles, e.g. 2G or 1500M "
         "(default: half the memory available on the device)",
     )
-    p.set_defaults(func=cmd_infer)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nectargan.cli.commands import add_command, call_with_flags
 from nectargan.errors import ConfigUserError
 
 DEFAULT_SERVER = "http://localhost"
@@ -18,8 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_replay(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "replay",
+        cmd_replay,
         help="rebuild a run's loss graphs, example triplets and summary in a Visdom env",
         description="Replay one run (losses, examples per epoch, config and timing) into a "
         "Visdom env, or several runs into one env to compare them: their losses and "
@@ -40,12 +43,13 @@ def _register_replay(subparsers: argparse._SubParsersAction) -> None:
         default=60.0,
         help="seconds to wait for each request (default: %(default)s)",
     )
-    p.set_defaults(func=cmd_replay)
 
 
 def _register_report(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "report",
+        cmd_report,
         help="write a static HTML report of a run, or a comparison page of several",
         description="Write an offline HTML page about one run: PNG loss curves, the example "
         "triplets per epoch, test metrics and the effective config. With several runs, a "
@@ -70,7 +74,6 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-scale", action="store_true", help="logarithmic loss axis")
     _add_max_image_epochs(p)
-    p.set_defaults(func=cmd_report)
 
 
 def _add_max_image_epochs(p: argparse.ArgumentParser) -> None:
@@ -106,15 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.env is not None and not args.env.strip():
         raise ConfigUserError(f"--env must be a non-empty name, got {args.env!r}")
     experiments = read_experiments(args.experiments)
-    result = replay(
-        experiments,
-        env=args.env,
-        server=args.server,
-        port=args.port,
-        clear=args.clear,
-        max_image_epochs=args.max_image_epochs,
-        timeout=args.timeout,
-    )
+    result = call_with_flags(replay, args, experiments=experiments)
     names = ", ".join(e.name for e in experiments)
     print(f"replayed {names} into env {result.env!r}: {result.url}")
     for win, traces in result.points.items():

@@ -10,18 +10,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from nectargan.cli.commands import add_command
+
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "toolbox",
+        cmd_toolbox,
         help="the browser workbench: start, watch, stop, resume and queue training runs",
         description="Serve the NectarGAN Toolbox on this machine; open the printed URL.",
     )
     add_options(p)
-    p.set_defaults(func=cmd_toolbox)
 
 
 def add_options(p: argparse.ArgumentParser) -> None:

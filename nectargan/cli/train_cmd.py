@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nectargan.cli.commands import add_command, call_with_flags
 from nectargan.cli.config_flags import (
     add_config_options,
     add_epoch_option,
@@ -288,17 +289,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             f"--max-images: expected a number of images >= 1, got {args.max_images}"
         )
 
-    report = evaluate_experiment(
-        args.experiment,
-        epoch=args.epoch,
-        split=args.split,
-        dataroot=args.dataroot,
-        out_dir=args.out,
-        device=args.device,
-        save_images=not args.no_images,
-        precision=args.precision,
-        max_images=args.max_images,
-    )
+    report = call_with_flags(evaluate_experiment, args, experiment_dir=args.experiment)
     m = report["metrics"]
     state = " (interrupted run)" if report["interrupted"] else ""
     if args.epoch == "best":
@@ -374,8 +365,10 @@ def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "train",
+        cmd_train,
         help="train a pix2pix model (progress bar, live dashboard, checkpoints)",
         description="Train pix2pix. Without --dataroot (or dataloader.dataroot), the built-in "
         "synthetic dataset is generated once and used.",
@@ -399,12 +392,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train with N processes on this machine (DistributedDataParallel via torchrun; "
         "--batch-size is per process); same as `torchrun --nproc_per_node N -m nectargan train`",
     )
-    p.set_defaults(func=cmd_train)
 
 
 def _add_test(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "test",
+        cmd_test,
         help="run a trained generator on the test split: output triplets and L1/PSNR/SSIM",
     )
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
@@ -425,22 +419,29 @@ def _add_test(sub: argparse._SubParsersAction) -> None:
         "val_max_images N uses (default: all)",
     )
     p.add_argument("--dataroot", metavar="DIR", help="dataset (default: the one the run used)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: DIR/test/epoch_NNNN)")
+    p.add_argument(
+        "--out", dest="out_dir", metavar="DIR", help="output folder (default: DIR/test/epoch_NNNN)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-images", action="store_true", help="only metrics.json, no triplets")
-    p.set_defaults(func=cmd_test)
+    p.add_argument(
+        "--no-images",
+        dest="save_images",
+        action="store_false",
+        help="only metrics.json, no triplets",
+    )
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "demo",
+        cmd_demo,
         help="synthetic data + live dashboard + a few minutes of training + test summary",
         description="Generates the synthetic dataset, starts a loopback Visdom server if none "
         "answers, trains a small pix2pix model with the live dashboard, then evaluates it on "
         "the test split against the untrained generator.",
     )
     _add_common_train_options(p, "demo")
-    p.set_defaults(func=cmd_demo)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

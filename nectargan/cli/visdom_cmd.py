@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from nectargan.cli.commands import add_command
 from nectargan.visualizer.visdom import server
 from nectargan.visualizer.visdom.assets import install_assets
 
@@ -20,24 +21,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("serve", cmd_serve, "run a server in the foreground (Ctrl-C stops it)"),
         ("start", cmd_start, "start a server in the background and wait until it answers"),
     ):
-        p = sub.add_parser(name, help=helptext)
-        _add_server_options(p)
-        p.set_defaults(func=func)
+        _add_server_options(add_command(sub, name, func, help=helptext))
 
-    p = sub.add_parser("stop", help="stop the background server started on a port")
+    p = add_command(sub, "stop", cmd_stop, help="stop the background server started on a port")
     p.add_argument("--port", type=int, default=server.DEFAULT_PORT)
-    p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser("status", help="is a server running? pid, port, url, env dir, assets")
+    p = add_command(
+        sub, "status", cmd_status, help="is a server running? pid, port, url, env dir, assets"
+    )
     p.add_argument("--port", type=int, default=server.DEFAULT_PORT)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser(
-        "install-assets", help="fetch the dashboard's web assets from the npm registry"
+    p = add_command(
+        sub,
+        "install-assets",
+        cmd_install_assets,
+        help="fetch the dashboard's web assets from the npm registry",
     )
     p.add_argument("--force", action="store_true", help="re-fetch even when everything is present")
-    p.set_defaults(func=cmd_install_assets)
 
 
 def _add_server_options(p: argparse.ArgumentParser) -> None:
