@@ -18,6 +18,7 @@ from typing import Any
 from nectargan.config import Config
 from nectargan.config.config import check_output_directory
 from nectargan.errors import CheckpointUserError, ConfigUserError
+from nectargan.runs.epochs import parse_epoch
 
 PACKAGED_CONFIGS = ("demo",)
 
@@ -148,9 +149,7 @@ def named_after_data(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def epoch_choice(value: str) -> int | str:
     """``--epoch``: a number of completed epochs, -1 or ``latest``, or ``best``; refused
-    while parsing, with the resume package's reading of it (torch only once it is given)."""
-    from nectargan.trainers.resume.choose import parse_epoch
-
+    while parsing, with the reading every command and the Toolbox share."""
     try:
         return parse_epoch(value)
     except CheckpointUserError as exc:

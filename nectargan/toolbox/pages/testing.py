@@ -18,6 +18,8 @@ from starlette.routing import BaseRoute, Route
 
 from nectargan import experiment_layout as layout
 from nectargan.dataset.io import is_image_file
+from nectargan.errors import CheckpointUserError
+from nectargan.runs.epochs import LATEST, parse_epoch
 from nectargan.toolbox import test_results as results
 from nectargan.toolbox import uploads
 from nectargan.toolbox.child_jobs import OUTPUTS, ChildJob, ChildJobs, JobBusy, new_job_id
@@ -40,14 +42,14 @@ def refused(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def parse_epoch(value: Any) -> str:
-    """``best``, ``latest`` or a whole number of epochs, as ``nectargan test --epoch`` takes."""
-    text = str(value if value is not None else "latest").strip().lower()
-    if text == "latest":
-        return "-1"
-    if text == "best" or (text.isdigit() and 0 < int(text) <= 1_000_000):
-        return text
-    raise ValueError(f"epoch: expected best, latest or a number of epochs, got {value!r}")
+def epoch_arg(value: Any) -> str:
+    """The child command's ``--epoch``: refused here, before a job starts, with the CLI's reading."""
+    try:
+        return str(parse_epoch(LATEST if value is None else value))
+    except CheckpointUserError:
+        raise ValueError(
+            f"epoch: expected best, latest or a number of epochs, got {value!r}"
+        ) from None
 
 
 def parse_max_images(value: Any) -> int | None:
@@ -139,7 +141,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
         run = toolbox.run_dir(root, name)
         data = await json_body(request)
         try:
-            epoch = parse_epoch(data.get("epoch"))
+            epoch = epoch_arg(data.get("epoch"))
             max_images = parse_max_images(data.get("max_images"))
         except ValueError as exc:
             return refused(str(exc))
@@ -195,7 +197,7 @@ def routes(toolbox: Toolbox) -> list[BaseRoute]:
         data = await json_body(request)
         try:
             run = toolbox.run_dir(int(data.get("root", -1)), str(data.get("name", "")))
-            epoch = parse_epoch(data.get("epoch"))
+            epoch = epoch_arg(data.get("epoch"))
             source = infer_source(toolbox, data)
         except (ValueError, PathRefused, uploads.UploadRefused) as exc:
             return refused(str(exc))

@@ -1,5 +1,6 @@
 """Which checkpoint file an epoch spec names: a number of completed epochs, the latest, or best.
 
+The reading of the spec itself is :mod:`nectargan.runs.epochs` (torch-free, for the Toolbox).
 One implementation for every reader: ``nectargan train --resume`` (``--resume-epoch``,
 ``train.resume.epoch``), auto-resume, ``test``, ``infer`` and ``export`` (``--epoch``) and
 the upstream API all call :func:`find_checkpoint`, so a new spec is one branch here and
@@ -10,35 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nectargan.errors import CheckpointUserError
+from nectargan.runs.epochs import BEST, LATEST, parse_epoch
 from nectargan.trainers import checkpoint as ckpt
-from nectargan.utils.numbers import is_int
 
-LATEST, BEST = "latest", "best"
-
-
-def parse_epoch(text: str | int) -> int | str:
-    """``'latest'`` / ``-1`` -> ``'latest'``; ``'best'``; ``'7'`` -> 7; anything else is refused."""
-    if is_int(text):
-        value = text
-    else:
-        word = str(text).strip().lower()
-        if word in (LATEST, BEST):
-            return word
-        try:
-            value = int(word)
-        except ValueError:
-            raise CheckpointUserError(
-                f"--epoch: expected a number of completed epochs, 'latest' or 'best', got {text!r}"
-            ) from None
-    if value == -1:
-        return LATEST
-    if value < 0:
-        raise CheckpointUserError(
-            f"--epoch: expected a number of completed epochs >= 0, 'latest' or 'best', got {value}"
-        )
-    return value
-
+__all__ = ["BEST", "LATEST", "find_checkpoint", "parse_epoch"]
 
 def find_checkpoint(experiment_dir: str | Path, epoch: int | str = LATEST) -> Path:
     """The checkpoint after ``epoch`` completed epochs, the most recent one for ``'latest'``
