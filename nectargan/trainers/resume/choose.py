@@ -16,6 +16,7 @@ from nectargan.trainers import checkpoint as ckpt
 
 __all__ = ["BEST", "LATEST", "find_checkpoint", "parse_epoch"]
 
+
 def find_checkpoint(experiment_dir: str | Path, epoch: int | str = LATEST) -> Path:
     """The checkpoint after ``epoch`` completed epochs, the most recent one for ``'latest'``
     (or -1), or ``best.pt`` (best validation L1) for ``'best'``."""
