@@ -192,6 +192,22 @@ def test_a_new_segment_without_columns_joins_the_ones_with(tmp_path, monkeypatch
     assert_same(read_arrays(folder), expected)
 
 
+def test_a_loss_with_no_records_in_a_segment_reads_as_empty(tmp_path):
+    folder = write_log(tmp_path / "run_v1", segments=1, n=100)
+    empty = {f: [] for f in FIELDS}
+    loss_log.atomic_write_json(
+        folder / layout.LOSS_LOG_DIR / "000002.json",
+        {
+            "segment": 2,
+            "run": 1,
+            "losses": {"G_L1": empty, "D_real": loss_log._clean_columns(segment_cols(0, 20, 1))},
+        },
+    )
+    assert_same(read_arrays(folder), parsed_arrays(folder))
+    assert_same(read_arrays(folder), parsed_arrays(folder))  # now from its column file
+    assert len(column_files(folder)) == 2
+
+
 def test_a_folder_that_cannot_be_written_keeps_its_columns_in_the_cache(tmp_path, monkeypatch):
     """Tests run as root, for whom no folder is read-only: a directory stands where the
     column file would go, so writing it there fails as it would on a read-only share."""
@@ -235,6 +251,22 @@ def test_a_column_file_that_cannot_be_written_never_fails_the_flush(tmp_path, mo
     log.write_index()
     assert_same(read_arrays(folder), parsed_arrays(folder))
     assert not [p for p in os.listdir(folder / layout.LOSS_LOG_DIR) if p.endswith(".tmp")]
+
+
+def test_any_column_file_error_stays_out_of_the_flush(tmp_path, monkeypatch):
+    """A flush that raised after its segment was saved would keep the records and write
+    them twice; so even an unexpected error in the column file is not passed on."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the encoder")
+
+    monkeypatch.setattr(loss_columns, "encode", broken)
+    folder = tmp_path / "run_v1"
+    log = LossLog(folder)
+    assert log.write_segment({"G_L1": segment_cols(0, 50, 1)}) is not None
+    assert column_files(folder) == []
+    monkeypatch.undo()
+    assert_same(read_arrays(folder), parsed_arrays(folder))
 
 
 # -- the Toolbox's background warm-up -------------------------------------------------------

@@ -153,9 +153,17 @@ def _clean_columns(cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
 def write_columns(path: Path, run: int, body: Records) -> Path | None:
     """Segment ``path``'s column file, made from ``body`` as the reader would make it.
 
-    Once per flush, off the per-step path. Nothing here fails the flush: the
-    segment is already saved, and without its column file a reader parses it.
+    Once per flush, off the per-step path. Never raises: the segment is already
+    saved, and a flush that failed now would keep its records and write them again
+    (twice in the log); without its column file a reader parses the segment.
     """
+    try:
+        return loss_columns.store(path, _column_file(path, run, body))
+    except Exception:  # see above: any failure here must stay here
+        return None
+
+
+def _column_file(path: Path, run: int, body: Records) -> bytes:
     problems: list[str] = []
     where = f"{SEGMENT_DIR}/{path.name}"
     checked = {}
@@ -163,11 +171,7 @@ def write_columns(path: Path, run: int, body: Records) -> Path | None:
         columns = _columns(cols, where, name, problems)
         if columns is not None:
             checked[name] = columns
-    try:
-        data = loss_columns.encode(loss_columns.Stamp.of(path), run, checked, problems)
-    except (OSError, TypeError, ValueError):  # gone already, or values array() refuses
-        return None
-    return loss_columns.store(path, data)
+    return loss_columns.encode(loss_columns.Stamp.of(path), run, checked, problems)
 
 
 def empty_index() -> dict[str, Any]:
