@@ -320,6 +320,16 @@ class Pix2pixTrainer(UpstreamPix2pixAPI, Trainer):
             where = (self.experiment_dir or Path()) / EXAMPLES_DIR
             self.write_health.attempt("examples", where, self.save_examples)
 
+    def write_epoch_end_files(self) -> None:
+        """A resume finishing an epoch's end: its checkpoint (again when on disk: the same
+        state, and ``latest.json`` names it) and its examples when missing, as due."""
+        save, n = self.config.save, self.epochs_completed
+        if n == self.total_epochs or _due(n, save.model_save_rate):
+            self.save_checkpoint()
+        where = (self.experiment_dir or Path()) / EXAMPLES_DIR
+        if _due(n, save.example_save_rate) and not (where / layout.example_name(n, 0)).is_file():
+            self.write_health.attempt("examples", where, self.save_examples)
+
     def learning_rates(self) -> dict[str, float]:
         return {"G": self.sched_G.get_last_lr()[0], "D": self.sched_D.get_last_lr()[0]}
 

@@ -28,6 +28,8 @@ from typing import Any
 from nectargan.config import default_config_dict
 from nectargan.runs import records as rm
 from nectargan.trainers import checkpoint as ckpt
+from nectargan.trainers.resume.pending import pending_report
+from nectargan.trainers.timing import read_timing
 from nectargan.trainers.validation import Validator, best_path, drop_best, write_best
 from nectargan.visualizer.visdom.panels import (
     LR,
@@ -64,6 +66,7 @@ class RunMonitor:
         self._run_started: float | None = None
         self._epochs_this_run = 0
         self._warned: set[str] = set()
+        self.pending: dict[str, Any] | None = None  # the resumed epoch's unwritten report
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -75,6 +78,8 @@ class RunMonitor:
         """
         done = self.trainer.epochs_completed
         exp = self.experiment_dir
+        header = self.trainer.run.resume_header
+        self.pending = pending_report(exp, header) if header is not None else None
         val_rows = rm.rows_up_to(rm.read_val_metrics(exp), done)
         stats_rows = rm.rows_up_to(rm.read_epoch_stats(exp), done)
         self.last_val = val_rows[-1] if val_rows else None
@@ -92,13 +97,38 @@ class RunMonitor:
 
     def epoch_finished(self) -> None:
         """After epoch ``epochs_completed``: stats, validation when due, files, dashboard."""
-        t = self.trainer
-        epoch = t.epochs_completed
+        epoch = self.trainer.epochs_completed
         self._epochs_this_run += 1
-        stats = self._stats_row(epoch)
+        self._report(self._stats_row(epoch), epoch, self.validation_due(epoch))
+
+    def finish_pending(self) -> None:
+        """The report a stop left out (:mod:`.resume.pending`), from the checkpoint's note:
+        its rows as that epoch would have written them (the time from ``timing.json``)."""
+        note = self.pending
+        if note is None:
+            return
+        epoch = int(note["epoch"])
+        have_stats = any(r["epoch"] == epoch for r in rm.read_epoch_stats(self.experiment_dir))
+        stats = None if have_stats else self._noted_stats_row(note)
+        self._report(stats, epoch, bool(note.get("validate")) and self.validator is not None)
+        self.pending = None
+
+    def report_note(self) -> dict[str, Any]:
+        """What a resume needs to write this epoch's report if a stop comes before it."""
+        if self.pending is not None:  # still unwritten: keep the original note
+            return dict(self.pending)
+        epoch = self.trainer.epochs_completed
+        return {
+            "epoch": epoch,
+            "lrs": dict(self._lrs),
+            "images": self._images_this_session(),
+            "validate": self.validation_due(epoch),
+        }
+
+    def _report(self, stats: dict[str, Any] | None, epoch: int, validate: bool) -> None:
         val = None
-        if self.validation_due(epoch):
-            val = self._guard("validate", lambda: self.validator.run(t.gen, epoch).row())
+        if validate:
+            val = self._guard("validate", lambda: self.validator.run(self.trainer.gen, epoch).row())
         if val is not None:
             self.last_val = val
             self._guard("update best.pt", lambda: self._update_best(val))
@@ -144,6 +174,18 @@ class RunMonitor:
             images=images,
             seconds=round(seconds, 4),
             images_per_s=images / seconds if seconds > 0 else None,
+        )
+        return row
+
+    def _noted_stats_row(self, note: dict[str, Any]) -> dict[str, Any]:
+        timed = [e for e in read_timing(self.experiment_dir) if e.get("epoch") == note["epoch"]]
+        seconds = float(timed[-1]["seconds"]) if timed else None
+        images = int(note.get("images") or 0)
+        row = {"epoch": note["epoch"], **{f"lr_{k}": v for k, v in note["lrs"].items()}}
+        row.update(
+            images=images,
+            seconds=seconds,
+            images_per_s=images / seconds if seconds else None,
         )
         return row
 
@@ -210,12 +252,13 @@ class RunMonitor:
         if stats_rows or (self.experiment_dir / rm.EPOCH_STATS_FILE).exists():
             rm.write_epoch_stats(self.experiment_dir, stats_rows)
 
-    def _append_files(self, stats: dict[str, Any], val: dict[str, Any] | None) -> None:
+    def _append_files(self, stats: dict[str, Any] | None, val: dict[str, Any] | None) -> None:
         """The epoch's new rows only: the cost does not grow with the epochs done.
 
         A row whose write failed (a full disk) is kept and written first next time.
         """
-        self._unwritten.append((rm.EPOCH_STATS_FILE, stats))
+        if stats is not None:
+            self._unwritten.append((rm.EPOCH_STATS_FILE, stats))
         if val is not None:
             self._unwritten.append((rm.VAL_METRICS_FILE, val))
         while self._unwritten:
@@ -281,12 +324,13 @@ class RunMonitor:
         ):
             _push(vis, spec, points)
 
-    def _show_epoch(self, stats: dict[str, Any], val: dict[str, Any] | None) -> None:
+    def _show_epoch(self, stats: dict[str, Any] | None, val: dict[str, Any] | None) -> None:
         vis = self.trainer.vis
         if vis is None:
             return
-        _push(vis, LR, lr_points([stats]))
-        _push(vis, THROUGHPUT, throughput_points([stats]))
+        if stats is not None:
+            _push(vis, LR, lr_points([stats]))
+            _push(vis, THROUGHPUT, throughput_points([stats]))
         if val is not None:
             _push(vis, VAL_METRICS, val_points([val]))
 

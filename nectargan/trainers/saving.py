@@ -14,6 +14,7 @@ from typing import Any
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers import retention
 from nectargan.trainers.data import order_state
+from nectargan.trainers.resume.pending import REPORT_NOTE
 from nectargan.trainers.signals import protect
 from nectargan.trainers.timing import record_epoch
 from nectargan.utils.diskfull import StorageStop
@@ -123,6 +124,8 @@ class Saving:
             state["loss_steps"] = self.loss_manager.step_counts()
         if not p.mid_epoch:
             state["data_order"] = order_state(self.train_loader)  # the next epoch's
+            if self.monitor is not None:  # a resume writes the epoch's report if it is missing
+                state[REPORT_NOTE] = self.monitor.report_note()
             return state
         state["data_order"] = self.run.epoch_order
         state["position"] = {

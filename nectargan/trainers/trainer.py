@@ -223,6 +223,7 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
         self._start_dashboard_thread()
         self._in_fit = True
         try:
+            self.start_run()  # a resume may first finish its checkpoint's epoch end
             for epoch in range(self.epochs_completed, self.total_epochs):
                 self.train_paired(epoch)
                 if after_epoch is not None:
@@ -293,8 +294,7 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
         return self._epoch_batches(skip)
 
     def _end_epoch(self, epoch: int) -> None:
-        """After the timed part: records, validation and the rest, the status record, the
-        epoch line of a hand-written loop, and the dashboard's end after the last epoch."""
+        """After the timed part: records, validation, status record, a loop's epoch line."""
         self.record_epoch_time(epoch)
         if self.monitor is not None:  # validation, lr, throughput, run info (not timed)
             self.monitor.epoch_finished()

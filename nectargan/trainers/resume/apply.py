@@ -23,7 +23,7 @@ from nectargan.trainers.data import restore_order, resumable_sampler
 from nectargan.trainers.experiment import create_experiment_dir
 from nectargan.trainers.lock import claim_experiment
 from nectargan.trainers.resume import auto as auto_resume
-from nectargan.trainers.resume import history
+from nectargan.trainers.resume import history, pending
 from nectargan.trainers.resume import plan as resuming
 from nectargan.trainers.resume.choose import find_checkpoint
 from nectargan.trainers.run_record import RunRecord
@@ -79,8 +79,9 @@ class ResumeSteps:
         self.resume_path = find_checkpoint(path, epoch)
         header = resuming.read_header(self.resume_path)  # broken file: named, with the fix
         resuming.check_architecture(header["config"], self.config, self.resume_path)
-        resuming.check_epochs(self.config, int(header["epoch"]), self.resume_path)
+        resuming.check_epochs(self.config, int(header["epoch"]), self.resume_path, header)
         keys = ("epoch", "global_step", "resume_global_step", "position", "loss_steps")
+        keys += (pending.REPORT_NOTE,)
         self.run.resume_header = {k: header[k] for k in keys if k in header}
         if isinstance(header.get("data_order"), torch.Tensor):
             self.run.resume_header["data_order"] = header["data_order"].clone()
@@ -158,6 +159,25 @@ class ResumeSteps:
             self.progress.restore(self.epochs_completed, int(header["resume_global_step"]))
         self._rewind_history(header, position)
         self.show_history()
+        self.finish_epoch_end()
+
+    def finish_epoch_end(self) -> None:
+        """The checkpoint's epoch stopped before its report was written (:mod:`.pending`):
+        write what its end left out, on the checkpoint's weights, before training on."""
+        monitor = self.monitor
+        if monitor is None or monitor.pending is None:
+            return
+        self.log(
+            f"epoch {self.epochs_completed} stopped after its training, before its "
+            "validation was written: finishing its end now, on the checkpoint's weights"
+        )
+        self.write_epoch_end_files()
+        monitor.finish_pending()
+        if self.record is not None:
+            self.record.epoch_done(self.epochs_completed, self.total_epochs)
+
+    def write_epoch_end_files(self) -> None:
+        """Subclasses: the epoch's checkpoint and examples, for :meth:`finish_epoch_end`."""
 
     def show_history(self) -> None:
         """A resumed run, once its records are cut back: redraw what the dashboard shows

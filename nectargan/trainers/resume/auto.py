@@ -40,6 +40,7 @@ from nectargan.trainers.experiment import existing_versions
 from nectargan.trainers.lock import holder_if_locked
 from nectargan.trainers.resume import plan as resuming
 from nectargan.trainers.resume.choose import LATEST, find_checkpoint
+from nectargan.trainers.resume.pending import pending_report
 from nectargan.utils.json_files import read_json_object
 
 # Where the experiment lives: these locate the directory, they are not compared.
@@ -144,6 +145,8 @@ def _consider(path: Path, config: Any, decision: Decision) -> bool:
     decision.batches_done = int(position.get("batches_done", 0))
     total = config.train.epochs + config.train.epochs_decay
     decision.complete = decision.epochs_done >= total and not decision.batches_done
+    if decision.complete and pending_report(path, header) is not None:
+        decision.complete = False  # the last epoch's report is missing: write it first
     return True
 
 

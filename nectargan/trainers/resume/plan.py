@@ -23,6 +23,7 @@ from nectargan.errors import ConfigUserError
 from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.lock import busy_without_checkpoint
 from nectargan.trainers.resume.choose import find_checkpoint
+from nectargan.trainers.resume.pending import experiment_of, pending_report
 from nectargan.utils.mapping import flatten
 
 # Dotted keys (or prefixes ending in '.') that may change when a run is resumed.
@@ -129,7 +130,7 @@ def plan_resume(
             f"resume: {allowed}. Start a new run for anything else"
         )
     config = base.with_overrides(asked)
-    check_epochs(config, int(header["epoch"]), path)
+    check_epochs(config, int(header["epoch"]), path, header)
     described = [f"{k} {_show(old.get(k))} -> {_show(v)}" for k, v in sorted(changes.items())]
     return ResumePlan(path, config, int(header["epoch"]), described)
 
@@ -144,11 +145,16 @@ def _explicit_settings(source: Any) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {}
 
 
-def check_epochs(config: Any, epochs_done: int, path: Path) -> None:
-    """Asking for fewer epochs than are done (or exactly as many) is a mistake, not a no-op."""
+def check_epochs(
+    config: Any, epochs_done: int, path: Path, header: Mapping[str, Any] | None = None
+) -> None:
+    """Asking for fewer epochs than are done (or exactly as many) is a mistake, not a no-op;
+    exactly as many is right when the last epoch's report is missing (:mod:`.pending`)."""
     t = config.train
     total = t.epochs + t.epochs_decay
     if total > epochs_done:
+        return
+    if total == epochs_done and header and pending_report(experiment_of(path), header):
         return
     raise ConfigUserError(
         f"--resume: {str(path)!r} has already completed {epochs_done} epoch(s), and the config "
