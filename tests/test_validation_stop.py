@@ -202,3 +202,32 @@ def test_dashboard_val_points_of_a_run_stopped_in_validation(
         xs, ys = series[name]
         assert xs == [r["epoch"] for r in ref_rows], name
         assert ys == pytest.approx([r[key] for r in ref_rows], rel=1e-12), name
+
+
+def test_fit_called_again_after_a_ctrl_c_in_validation_validates_that_epoch_first(
+    tmp_path, dataroot, reference
+):
+    """In a notebook: Ctrl-C during epoch 2's validation, then ``fit()`` again on the same
+    trainer. It validates epoch 2 (the weights are still those of its end) before epoch 3."""
+    import os
+
+    from nectargan.trainers import Pix2pixTrainer
+
+    trainer = Pix2pixTrainer(str(_config(tmp_path, dataroot)))
+    validator = trainer.monitor.validator
+    run = validator.run
+
+    def interrupted_once(generator, epoch):
+        if epoch == 2 and not interrupted_once.done:
+            interrupted_once.done = True
+            os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, inside the validation
+        return run(generator, epoch)
+
+    interrupted_once.done = False
+    validator.run = interrupted_once
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert [r["epoch"] for r in rm.read_val_metrics(trainer.experiment_dir)] == [1]
+    trainer.fit()
+    trainer.close()
+    _assert_same_records(trainer.experiment_dir, reference)

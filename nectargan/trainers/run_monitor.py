@@ -67,6 +67,7 @@ class RunMonitor:
         self._epochs_this_run = 0
         self._warned: set[str] = set()
         self.pending: dict[str, Any] | None = None  # the resumed epoch's unwritten report
+        self._reported_through = 0  # the last epoch whose report is written
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -80,6 +81,7 @@ class RunMonitor:
         exp = self.experiment_dir
         header = self.trainer.run.resume_header
         self.pending = pending_report(exp, header) if header is not None else None
+        self._reported_through = done
         val_rows = rm.rows_up_to(rm.read_val_metrics(exp), done)
         stats_rows = rm.rows_up_to(rm.read_epoch_stats(exp), done)
         self.last_val = val_rows[-1] if val_rows else None
@@ -113,6 +115,13 @@ class RunMonitor:
         self._report(stats, epoch, bool(note.get("validate")) and self.validator is not None)
         self.pending = None
 
+    def take_pending(self) -> dict[str, Any] | None:
+        """The report to write before training on: a resume's, or this trainer's own last
+        epoch's when a stop cut its report short (``fit()`` called again on it)."""
+        if self.pending is None and self.trainer.epochs_completed > self._reported_through:
+            self.pending = self.report_note()
+        return self.pending
+
     def report_note(self) -> dict[str, Any]:
         """What a resume needs to write this epoch's report if a stop comes before it."""
         if self.pending is not None:  # still unwritten: keep the original note
@@ -135,6 +144,7 @@ class RunMonitor:
         self._guard("write the run files", lambda: self._append_files(stats, val))
         self._guard("update the dashboard", lambda: self._show_epoch(stats, val))
         self._guard("write the run info", self._publish_run_info)
+        self._reported_through = max(self._reported_through, epoch)
 
     def summary(self) -> str:
         """``; val L1 0.0512 (best 0.0498 @ 7)`` after an epoch that was validated, else ''."""

@@ -223,7 +223,7 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
         self._start_dashboard_thread()
         self._in_fit = True
         try:
-            self.start_run()  # a resume may first finish its checkpoint's epoch end
+            self.continue_run()  # first, an epoch end a stop cut short
             for epoch in range(self.epochs_completed, self.total_epochs):
                 self.train_paired(epoch)
                 if after_epoch is not None:
@@ -279,7 +279,7 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
         those a mid-epoch checkpoint already trained)."""
         if self.train_loader is None:
             raise RuntimeError("train_paired() needs self.train_loader; build the data first")
-        self.start_run()
+        self.continue_run()
         skip = self.run.epoch_skipped = self.run.take_resume_skip(epoch)
         self.progress.begin_epoch(epoch, skip)
         self.batches_per_epoch = len(self.train_loader)

@@ -159,17 +159,17 @@ class ResumeSteps:
             self.progress.restore(self.epochs_completed, int(header["resume_global_step"]))
         self._rewind_history(header, position)
         self.show_history()
-        self.finish_epoch_end()
 
-    def finish_epoch_end(self) -> None:
-        """The checkpoint's epoch stopped before its report was written (:mod:`.pending`):
-        write what its end left out, on the checkpoint's weights, before training on."""
+    def continue_run(self) -> None:
+        """:meth:`start_run`, then finish an epoch end a stop cut short: the checkpoint's
+        (:mod:`.pending`), or this trainer's own when ``fit()`` is called again."""
+        self.start_run()
         monitor = self.monitor
-        if monitor is None or monitor.pending is None:
+        if monitor is None or monitor.take_pending() is None:
             return
         self.log(
             f"epoch {self.epochs_completed} stopped after its training, before its "
-            "validation was written: finishing its end now, on the checkpoint's weights"
+            "validation was written: finishing its end now, on the weights of its end"
         )
         self.write_epoch_end_files()
         monitor.finish_pending()
@@ -177,7 +177,7 @@ class ResumeSteps:
             self.record.epoch_done(self.epochs_completed, self.total_epochs)
 
     def write_epoch_end_files(self) -> None:
-        """Subclasses: the epoch's checkpoint and examples, for :meth:`finish_epoch_end`."""
+        """Subclasses: the epoch's checkpoint and examples, for :meth:`continue_run`."""
 
     def show_history(self) -> None:
         """A resumed run, once its records are cut back: redraw what the dashboard shows
