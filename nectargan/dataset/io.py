@@ -42,6 +42,16 @@ def has_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def other_files(folder: Path) -> list[str]:
+    """Names of the files in ``folder`` a dataset ignores (not named as images), to tell the
+    user; dot-files (``.DS_Store``, resource forks) are the system's and not listed."""
+    return sorted(
+        p.name
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".") and not has_image_name(p)
+    )
+
+
 def header_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file's header alone: cheap, but a truncated file passes."""
     try:

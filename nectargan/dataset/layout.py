@@ -14,10 +14,10 @@ from pathlib import Path
 from nectargan.dataset.io import (
     SPLITS,
     ImageReadError,
-    has_image_name,
     header_size,
     list_images,
-    load_image,
+    other_files,
+    probe_image,
 )
 from nectargan.errors import DataUserError
 
@@ -105,18 +105,10 @@ def _odd_sizes(survey: LayoutSurvey, split: str, by_size: dict[tuple[int, int], 
     )
 
 
-def _non_images(folder: Path) -> list[str]:
-    return sorted(
-        p.name
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not has_image_name(p)
-    )
-
-
 def _image_problem(path: Path, decode: bool) -> tuple[tuple[int, int] | None, str | None]:
     """(file size, problem) of one image: unreadable, or not twice as wide as high."""
     try:
-        w, h = load_image(path).size if decode else header_size(path)
+        w, h = probe_image(path) if decode else header_size(path)
     except ImageReadError as exc:
         return None, str(exc)
     if w != 2 * h:
@@ -146,7 +138,7 @@ def _survey_split(survey: LayoutSurvey, split: str, stop_early: bool) -> None:
     survey.sizes[split] = sizes
     if not stop_early:
         _odd_sizes(survey, split, by_size)
-        others = _non_images(survey.root / split)
+        others = other_files(survey.root / split)
         if others:
             survey.non_images[split] = others
 

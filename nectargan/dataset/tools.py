@@ -22,10 +22,10 @@ from PIL import Image
 from nectargan.dataset.io import (
     SPLITS,
     ImageReadError,
-    has_image_name,
     header_size,
     list_images,
     load_image,
+    other_files,
     probe_image,
     side_by_side,
 )
@@ -318,7 +318,7 @@ def _split_warnings(src: Path, paths: list[Path], sizes: list[tuple[int, int]]) 
             f"(e.g. {first.name} is {w}x{h}); training cuts each image into A|B halves, so "
             f"join separate A and B folders with `nectargan data pair` first"
         )
-    others = sorted(p.name for p in src.iterdir() if p.is_file() and not has_image_name(p))
+    others = other_files(src)
     if others:
         warnings.append(
             f"note: {len(others)} file(s) that are not images stay behind: {_names(others)}"
