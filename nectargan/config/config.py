@@ -30,6 +30,7 @@ from nectargan.config.schema import (
 )
 from nectargan.config.upstream import upstream_hint
 from nectargan.utils.atomic import atomic_write_text
+from nectargan.utils.forwarded import Forwarded
 
 
 def default_config_dict() -> dict[str, Any]:
@@ -83,25 +84,11 @@ class Config:
 
     # -- typed sections ------------------------------------------------------------------
 
-    @property
-    def common(self) -> CommonConfig:
-        return self.model.common
-
-    @property
-    def dataloader(self) -> DataloaderConfig:
-        return self.model.dataloader
-
-    @property
-    def train(self) -> TrainConfig:
-        return self.model.train
-
-    @property
-    def save(self) -> SaveConfig:
-        return self.model.save
-
-    @property
-    def visualizer(self) -> VisualizerConfig:
-        return self.model.visualizer
+    common = Forwarded[CommonConfig]("model.common")
+    dataloader = Forwarded[DataloaderConfig]("model.dataloader")
+    train = Forwarded[TrainConfig]("model.train")
+    save = Forwarded[SaveConfig]("model.save")
+    visualizer = Forwarded[VisualizerConfig]("model.visualizer")
 
     def __getitem__(self, name: str) -> Section:
         return self.model[name]

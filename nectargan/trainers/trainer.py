@@ -52,6 +52,7 @@ from nectargan.trainers.saving import Saving, stop_reason
 from nectargan.trainers.signals import handling_signals, protect
 from nectargan.trainers.upstream_api import UpstreamTrainerAPI
 from nectargan.utils.diskfull import WriteHealth
+from nectargan.utils.forwarded import Forwarded
 
 __all__ = ["Trainer", "is_local_url", "stop_reason"]  # kept importable from here
 
@@ -165,30 +166,23 @@ class Trainer(UpstreamTrainerAPI, ResumeSteps, Saving, DashboardSteps, ReplicaSt
     def is_main_process(self) -> bool:
         return self.rank == 0
 
-    @property
-    def progress(self) -> Progress:
-        """Epoch and step counters (moved only by their own methods)."""
-        return self.run.progress
-
-    @property
-    def current_epoch(self) -> int:
-        """0-based index of the epoch being (or last) trained."""
-        return self.progress.current_epoch
-
-    @property
-    def epochs_completed(self) -> int:
-        """Epochs whose batches are all done; also the first epoch of a resumed run."""
-        return self.progress.epochs_completed
-
-    @property
-    def global_step(self) -> int:
-        """Optimizer steps over the whole training, across resumes."""
-        return self.progress.global_step
-
-    @property
-    def batches_skipped(self) -> int:
-        """Batches of the current epoch an earlier session trained (a mid-epoch resume)."""
-        return self.run.epoch_skipped
+    progress = Forwarded[Progress](
+        "run.progress", "Epoch and step counters (moved only by their own methods)."
+    )
+    current_epoch = Forwarded[int](
+        "run.progress.current_epoch", "0-based index of the epoch being (or last) trained."
+    )
+    epochs_completed = Forwarded[int](
+        "run.progress.epochs_completed",
+        "Epochs whose batches are all done; also the first epoch of a resumed run.",
+    )
+    global_step = Forwarded[int](
+        "run.progress.global_step", "Optimizer steps over the whole training, across resumes."
+    )
+    batches_skipped = Forwarded[int](
+        "run.epoch_skipped",
+        "Batches of the current epoch an earlier session trained (a mid-epoch resume).",
+    )
 
     def log(self, message: str) -> None:
         """One line on stderr, from the main process only."""
