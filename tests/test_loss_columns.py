@@ -313,3 +313,54 @@ def test_the_toolbox_writes_old_runs_column_files_in_the_background(tmp_path):
         assert client.get("/api/runs").status_code == 200
         wait_for(lambda: current_column_files(folder) == 3, 120, what="the column files")
     assert not [p for p in os.listdir(folder / layout.LOSS_LOG_DIR) if p.endswith(".tmp")]
+
+
+def test_a_resume_that_cuts_the_log_back_rewrites_the_column_files(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from nectargan.trainers.resume.history import rewind_loss_log
+
+    folder = write_log(tmp_path / "run_v1")
+    manager = SimpleNamespace(_log=LossLog(folder), _steps={"G_L1": 0, "D_real": 0})
+    assert rewind_loss_log(manager, epochs_done=7) > 0  # epochs 0.0-14.999: cut at 7
+    expected = parsed_arrays(folder)
+    assert expected["G_L1"]["epoch"].max() < 7
+    assert current_column_files(folder) == 3
+    parsing_fails(monkeypatch)
+    assert_same(read_arrays(folder), expected)
+
+
+def test_a_resumed_dashboard_draws_the_same_points_from_columns(tmp_path):
+    """The loss windows a resume redraws: from the column files, the same x and values as
+    from the JSON lists (the live graph's display steps, a null a gap)."""
+    from nectargan.losses.loss_log import read_loss_log
+    from nectargan.trainers.dashboard import display_points, weighted_losses
+
+    folder = write_log(tmp_path / "run_v1", n=2000)
+    groups = {"G": ["G_L1"], "D": ["D_real"]}
+
+    def plain(points):
+        return {
+            x: {g: {k: None if math.isnan(v) else v for k, v in d.items()} for g, d in p.items()}
+            for x, p in points.items()
+        }
+
+    def per_record(losses, batches, every):
+        """The redraw as it was, one record at a time over the JSON lists."""
+        out = {}
+        for group, names in groups.items():
+            for name in names:
+                cols = losses[name]
+                for x, value in zip(cols["epoch"], cols["weighted"], strict=True):
+                    if round((x - math.floor(x)) * batches) % every == 0:
+                        shown = math.nan if value is None else float(value)
+                        out.setdefault(float(x), {}).setdefault(group, {})[name] = shown
+        return out
+
+    lists = read_loss_log(folder)["losses"]
+    quick = plain(display_points(weighted_losses(folder), groups, 1000, 3))
+    assert quick == plain(display_points(lists, groups, 1000, 3))
+    assert quick == plain(per_record(lists, 1000, 3))
+    assert any(v["G"]["G_L1"] is None for v in quick.values() if "G" in v)  # a gap
+    expected_x = [e / 1000 for e in range(6000) if e % 1000 % 3 == 0]
+    assert sorted(x for x, v in quick.items() if "G" in v) == expected_x

@@ -9,7 +9,6 @@ a logged line and, at worst, a run without a dashboard.
 
 from __future__ import annotations
 
-import math
 import sys
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from nectargan.losses.loss_log import read_loss_log
+import numpy as np
+
+from nectargan.losses.loss_log import read_log_arrays
 
 Log = Callable[[str], None]
 
@@ -188,8 +189,7 @@ class Dashboard:
         ``groups``: the loss names of each window (``{"G": [...], "D": [...]}``).
         Returns the number of x positions sent.
         """
-        losses = read_loss_log(experiment_dir)["losses"]
-        points = display_points(losses, groups, batches_per_epoch, every)
+        points = display_points(weighted_losses(experiment_dir), groups, batches_per_epoch, every)
         self.start()  # through the thread: one flush for the whole history
         for x in sorted(points):
             self.vis.update_loss_graphs(x, points[x].get("G", {}), points[x].get("D", {}))
@@ -206,20 +206,44 @@ class Dashboard:
             self.log(f"dashboard did not close cleanly ({exc})")
 
 
+def weighted_losses(experiment_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Per loss, its epochs and weighted values (``raw * weight``; NaN for a null), read
+    from the loss log's column files: a 1M-step run's resume does not parse 16M numbers."""
+    pieces: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for segment in read_log_arrays(experiment_dir).segments:
+        for name, cols in segment.losses.items():
+            epochs, weighted = pieces.setdefault(name, ([], []))
+            epochs.append(cols["epoch"])
+            with np.errstate(over="ignore", invalid="ignore"):
+                weighted.append(cols["raw"] * cols["weight"])
+    return {
+        name: {"epoch": np.concatenate(epochs), "weighted": np.concatenate(weighted)}
+        for name, (epochs, weighted) in pieces.items()
+    }
+
+
 def display_points(
-    losses: Mapping[str, Mapping[str, list[Any]]],
+    losses: Mapping[str, Mapping[str, Any]],
     groups: Mapping[str, Sequence[str]],
     batches_per_epoch: int,
     every: int,
 ) -> dict[float, dict[str, dict[str, float]]]:
-    """``{x: {group: {loss: weighted value}}}`` of the loss log's display-step records."""
+    """``{x: {group: {loss: weighted value}}}`` of the loss log's display-step records.
+
+    ``losses``: per loss, ``epoch`` and ``weighted`` columns (arrays, or lists with None
+    for a null). The batch index is ``round(fraction of the epoch * batches)``, half to
+    even as Python's ``round``, over whole columns at once.
+    """
     out: dict[float, dict[str, dict[str, float]]] = {}
     for group, names in groups.items():
         for name in names:
             cols = losses.get(name) or {}
-            for x, value in zip(cols.get("epoch", []), cols.get("weighted", []), strict=False):
-                idx = round((x - math.floor(x)) * batches_per_epoch)
-                if idx % every == 0:
-                    shown = math.nan if value is None else float(value)
-                    out.setdefault(float(x), {}).setdefault(group, {})[name] = shown
+            epoch = np.asarray(cols.get("epoch", []), dtype=np.float64)
+            weighted = np.asarray(cols.get("weighted", []), dtype=np.float64)  # None: NaN
+            n = min(len(epoch), len(weighted))
+            epoch, weighted = epoch[:n], weighted[:n]
+            index = np.rint((epoch - np.floor(epoch)) * batches_per_epoch)
+            shown = index % every == 0
+            for x, value in zip(epoch[shown].tolist(), weighted[shown].tolist(), strict=True):
+                out.setdefault(x, {}).setdefault(group, {})[name] = value
     return out

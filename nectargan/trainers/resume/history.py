@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nectargan.losses.loss_log import FIELDS, atomic_write_json
+from nectargan.losses.loss_log import FIELDS, atomic_write_json, write_columns
 from nectargan.trainers.timing import read_timing, write_timing
 
 
@@ -24,9 +24,9 @@ def rewind_loss_log(
 
     ``keep_steps`` (a mid-epoch resume): instead keep, per loss, the records
     whose step is below that count, i.e. those made before the checkpoint.
-    Rewrites only the segments that hold such records, fixes the index
-    counts, and lets the loss manager continue its step counts from the
-    last kept record. Returns how many records were dropped.
+    Rewrites only the segments that hold such records (and their column files),
+    fixes the index counts, and lets the loss manager continue its step counts
+    from the last kept record. Returns how many records were dropped.
     """
     log = getattr(loss_manager, "_log", None)
     if log is None:
@@ -53,6 +53,8 @@ def rewind_loss_log(
                 last_step[name] = max(last_step.get(name, -1), int(max(steps)))
         if changed:
             atomic_write_json(seg_path, segment)
+            run = segment.get("run")
+            write_columns(seg_path, run if isinstance(run, int) else 0, segment["losses"])
     if not dropped:
         return 0
     for name, entry in log.index["losses"].items():
