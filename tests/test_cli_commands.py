@@ -34,6 +34,25 @@ def test_add_command_sets_help_description_and_handler():
     assert "one line" in parser.format_help()
 
 
+def _documented(args: argparse.Namespace) -> int:
+    """do the thing, briefly
+
+    The longer story,
+    over two lines.
+    """
+    return 0
+
+
+def test_add_command_takes_help_and_description_from_the_handler_docstring():
+    parser = argparse.ArgumentParser(prog="tool")
+    sub = parser.add_subparsers(dest="command")
+    cmd = add_command(sub, "thing", _documented)
+
+    assert cmd.description == "The longer story, over two lines."
+    assert "do the thing, briefly" in parser.format_help()
+    assert add_command(sub, "bare", _run).description is None  # no docstring: no description
+
+
 def test_call_with_flags_takes_parameters_by_name_and_given_wins():
     args = argparse.Namespace(size=4, label="b", unrelated=True)
 

@@ -22,12 +22,21 @@ def add_command(
     sub: argparse._SubParsersAction,
     name: str,
     func: Handler,
-    help: str,
+    help: str | None = None,
     description: str | None = None,
 ) -> argparse.ArgumentParser:
-    """A subcommand with its one-line help (``--help`` of the parent), its longer description
-    (its own ``--help``) and the handler ``main`` calls; returns its parser for the flags."""
-    parser = sub.add_parser(name, help=help, description=description)
+    """A subcommand and the handler ``main`` calls; returns its parser for the flags.
+
+    The handler's docstring is the command's help: its first paragraph the one line the
+    parent's ``--help`` lists, the rest the description of its own ``--help``, so the text a
+    user reads stands next to the code it describes. ``help``/``description`` replace them
+    (text built at run time, e.g. from a table)."""
+    summary, _, rest = (inspect.getdoc(func) or "").partition("\n\n")
+    parser = sub.add_parser(
+        name,
+        help=help if help is not None else " ".join(summary.split()),
+        description=description if description is not None else (" ".join(rest.split()) or None),
+    )
     parser.set_defaults(func=func)
     return parser
 

@@ -22,17 +22,20 @@ from nectargan.utils.outputs import output_file
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """print the effective config (defaults, file, overrides)"""
     print(json.dumps(config_from_args(args).to_dict(), indent=2))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """validate a config file; every problem at once"""
     Config.load(Path(args.file))
     print(f"{args.file}: valid")
     return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    """print the JSON Schema of configs (editor completion)"""
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **NectarConfig.model_json_schema(),
@@ -42,6 +45,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """convert an upstream NectarGAN config ({"config": {...}}) into ours"""
     source, output = Path(args.file), Path(args.output)
     data = read_json(source)
     if not is_upstream(data):
@@ -72,26 +76,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
-    show = add_command(
-        sub, "show", cmd_show, help="print the effective config (defaults, file, overrides)"
-    )
+    show = add_command(sub, "show", cmd_show)
     add_config_options(show)
 
-    check = add_command(
-        sub, "check", cmd_check, help="validate a config file; every problem at once"
-    )
+    check = add_command(sub, "check", cmd_check)
     check.add_argument("file", metavar="FILE")
 
-    add_command(
-        sub, "schema", cmd_schema, help="print the JSON Schema of configs (editor completion)"
-    )
+    add_command(sub, "schema", cmd_schema)
 
-    imp = add_command(
-        sub,
-        "import",
-        cmd_import,
-        help='convert an upstream NectarGAN config ({"config": {...}}) into ours',
-    )
+    imp = add_command(sub, "import", cmd_import)
     imp.add_argument("file", metavar="UPSTREAM.json")
     imp.add_argument("--output", required=True, metavar="OURS.json")
     imp.add_argument("--force", action="store_true", help="overwrite --output if it exists")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from nectargan.cli.config_flags import add_config_options, config_from_args
 def _user_files(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Every path a data command touches is the user's: an OS refusal there is a user error."""
 
+    @functools.wraps(fn)  # its docstring is the command's help
     def run(args: argparse.Namespace) -> int:
         from nectargan.errors import user_files
 
@@ -26,6 +28,10 @@ def _user_files(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
 
 @_user_files
 def cmd_synth(args: argparse.Namespace) -> int:
+    """generate the built-in synthetic paired dataset
+
+    Label maps of random shapes (A) -> shaded renderings (B).
+    """
     # Imported here so `nectargan --help` does not pay for importing torch.
     from nectargan.dataset.synth import generate_synthetic_dataset
 
@@ -47,6 +53,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_pair(args: argparse.Namespace) -> int:
+    """join A and B folders into side-by-side A|B images
+
+    Match images by file name (without extension). If both folders hold train/val/test
+    subfolders, each is paired separately.
+    """
     from nectargan.dataset.tools import carry_out_pair, plan_pair
 
     plan = plan_pair(args.a_dir, args.b_dir, args.out, resize=args.resize)
@@ -55,6 +66,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_split(args: argparse.Namespace) -> int:
+    """copy a folder of images into train/val/test by ratio"""
     from nectargan.dataset.tools import carry_out_split, plan_split
 
     plan = plan_split(args.src, args.out, ratios=args.ratios, seed=args.seed)
@@ -79,6 +91,11 @@ def _write_or_describe(
 
 @_user_files
 def cmd_download(args: argparse.Namespace) -> int:
+    """download a standard pix2pix dataset (facades, maps, ...)
+
+    Streams BASE/NAME.tar.gz (resuming a partial download), unpacks it safely into
+    ROOT/NAME, checks the layout and prints the counts.
+    """
     from nectargan.dataset.download import download_dataset, summary
     from nectargan.dataset.transfer import TransferOptions
 
@@ -92,6 +109,12 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_preview(args: argparse.Namespace) -> int:
+    """image grid of pairs as the trainer sees them (after augmentation)
+
+    Pairs in columns, each input | target, through the same dataset and augmentation a
+    training run with this config uses; --split val shows them without augmentation. The
+    output's suffix (.png, .jpg, .webp...) sets its format.
+    """
     from nectargan.dataset.preview import check_columns, image_format, write_preview
     from nectargan.trainers.data import dataroot_for, make_dataset
 
@@ -111,6 +134,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 @_user_files
 def cmd_check(args: argparse.Namespace) -> int:
+    """layout check: splits, pair counts, sizes, problem and non-image files
+
+    Exit 2 when the folder cannot be trained on (problems listed by name).
+    """
     from nectargan.dataset.layout import survey_layout
 
     survey = survey_layout(args.root)
@@ -154,14 +181,7 @@ def cmd_exclude(args: argparse.Namespace) -> int:
 def _add_download(sub: argparse._SubParsersAction) -> None:
     from nectargan.dataset.download import BASE_URL_ENV, DATASETS
 
-    p = add_command(
-        sub,
-        "download",
-        cmd_download,
-        help="download a standard pix2pix dataset (facades, maps, ...)",
-        description="Streams BASE/NAME.tar.gz (resuming a partial download), unpacks it "
-        "safely into ROOT/NAME, checks the layout and prints the counts.",
-    )
+    p = add_command(sub, "download", cmd_download)
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--root", default="datasets", help="parent folder (default: %(default)s)")
     p.add_argument(
@@ -175,15 +195,7 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_preview(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "preview",
-        cmd_preview,
-        help="image grid of pairs as the trainer sees them (after augmentation)",
-        description="Pairs in columns, each input | target, through the same dataset and "
-        "augmentation a training run with this config uses; --split val shows them "
-        "without augmentation. The output's suffix (.png, .jpg, .webp...) sets its format.",
-    )
+    p = add_command(sub, "preview", cmd_preview)
     add_config_options(p)
     p.add_argument("--dataroot", metavar="DIR", help="dataset with train/ val/ test/")
     p.add_argument("--split", choices=("train", "val", "test"), default="train")
@@ -221,13 +233,7 @@ def _dry_run_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "synth",
-        cmd_synth,
-        help="generate the built-in synthetic paired dataset",
-        description="Label maps of random shapes (A) -> shaded renderings (B).",
-    )
+    p = add_command(sub, "synth", cmd_synth)
     p.add_argument("out", help="output folder (gets train/ val/ test/)")
     p.add_argument("--n", type=int, default=1000, help="number of pairs (default: %(default)s)")
     p.add_argument("--size", type=int, default=64, help="side in pixels (default: %(default)s)")
@@ -237,14 +243,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_pair(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "pair",
-        cmd_pair,
-        help="join A and B folders into side-by-side A|B images",
-        description="Match images by file name (without extension). If both "
-        "folders hold train/val/test subfolders, each is paired separately.",
-    )
+    p = add_command(sub, "pair", cmd_pair)
     p.add_argument("a_dir", help="folder of A (input) images")
     p.add_argument("b_dir", help="folder of B (target) images")
     p.add_argument("out", help="output folder")
@@ -253,9 +252,7 @@ def _add_pair(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_split(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub, "split", cmd_split, help="copy a folder of images into train/val/test by ratio"
-    )
+    p = add_command(sub, "split", cmd_split)
     p.add_argument("src", help="folder of A|B images")
     p.add_argument("out", help="output folder (gets train/ val/ test/)")
     _ratios_arg(p, [0.8, 0.1, 0.1])
@@ -264,13 +261,7 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "check",
-        cmd_check,
-        help="layout check: splits, pair counts, sizes, problem and non-image files",
-        description="Exit 2 when the folder cannot be trained on (problems listed by name).",
-    )
+    p = add_command(sub, "check", cmd_check)
     p.add_argument("root", help="dataset folder (with train/, val/, test/)")
 
 

@@ -11,6 +11,13 @@ from nectargan.cli.infer_cmd import EXIT_FAILED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """export a run's generator to ONNX (or TorchScript), checked against torch
+
+    Writes the generator with input 'input' and output 'output', float32 [N, C, H, W] in
+    [-1, 1], batch and spatial axes dynamic (H, W multiples of 2**n_downs) unless --static.
+    Checked after export (onnx.checker, then onnxruntime vs torch on images of the run); a
+    failed check exits 1 and keeps no file.
+    """
     from nectargan.onnx.converter import OnnxExportError
     from nectargan.onnx.export import export_experiment
     from nectargan.onnx.selfcheck import ExportCheckError
@@ -44,16 +51,7 @@ def _static(value: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "export",
-        cmd_export,
-        help="export a run's generator to ONNX (or TorchScript), checked against torch",
-        description="Writes the generator with input 'input' and output 'output', float32 "
-        "[N, C, H, W] in [-1, 1], batch and spatial axes dynamic (H, W multiples of "
-        "2**n_downs) unless --static. Checked after export (onnx.checker, then onnxruntime "
-        "vs torch on images of the run); a failed check exits 1 and keeps no file.",
-    )
+    p = add_command(subparsers, "export", cmd_export)
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
     add_epoch_option(p)
     p.add_argument("--format", dest="fmt", default="onnx", choices=("onnx", "torchscript"))

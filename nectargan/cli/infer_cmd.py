@@ -61,6 +61,13 @@ def _budget(text: str) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    """run a trained generator on new images (checkpoint or exported .onnx)
+
+    Writes OUT/<stem>.png for every input image, at the input's own size. Sides that are not
+    multiples of 2**n_downs are reflect-padded and cropped back (default: every pixel at its
+    own resolution, no distortion); --resize scales to the training crop size and back
+    instead. The generator runs in eval mode, as in `nectargan test`.
+    """
     from nectargan.inference.runner import InferOptions, run_on_inputs
 
     if args.model and args.epoch != "latest":
@@ -77,17 +84,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "infer",
-        cmd_infer,
-        help="run a trained generator on new images (checkpoint or exported .onnx)",
-        description="Writes OUT/<stem>.png for every input image, at the input's own size. "
-        "Sides that are not multiples of 2**n_downs are reflect-padded and cropped back "
-        "(default: every pixel at its own resolution, no distortion); --resize scales to the "
-        "training crop size and back instead. The generator runs in eval mode, as in "
-        "`nectargan test`.",
-    )
+    p = add_command(subparsers, "infer", cmd_infer)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--experiment", metavar="DIR", help="experiment directory (its checkpoint)")
     src.add_argument("--model", metavar="FILE.onnx", help="an exported ONNX model (onnxruntime)")

@@ -19,16 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_replay(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "replay",
-        cmd_replay,
-        help="rebuild a run's loss graphs, example triplets and summary in a Visdom env",
-        description="Replay one run (losses, examples per epoch, config and timing) into a "
-        "Visdom env, or several runs into one env to compare them: their losses and "
-        "validation metrics overlaid, and a table of each run's best epoch, speed and the "
-        "config keys that differ.",
-    )
+    p = add_command(subparsers, "replay", cmd_replay)
     p.add_argument("experiments", nargs="+", type=Path, metavar="EXPERIMENT_DIR")
     p.add_argument(
         "--env", default=None, help="Visdom env (default: the run's name, e.g. pix2pix_v3)"
@@ -46,16 +37,7 @@ def _register_replay(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_report(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "report",
-        cmd_report,
-        help="write a static HTML report of a run, or a comparison page of several",
-        description="Write an offline HTML page about one run: PNG loss curves, the example "
-        "triplets per epoch, test metrics and the effective config. With several runs, a "
-        "comparison page (best epochs, overlaid curves, config differences, latest examples) "
-        "linking a single-run report of each.",
-    )
+    p = add_command(subparsers, "report", cmd_report)
     p.add_argument("experiments", nargs="+", type=Path, metavar="EXPERIMENT_DIR")
     p.add_argument(
         "--out",
@@ -102,6 +84,12 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """rebuild a run's loss graphs, example triplets and summary in a Visdom env
+
+    Replay one run (losses, examples per epoch, config and timing) into a Visdom env, or
+    several runs into one env to compare them: their losses and validation metrics overlaid,
+    and a table of each run's best epoch, speed and the config keys that differ.
+    """
     from nectargan.review.compare import read_experiments
     from nectargan.review.replay import replay
 
@@ -126,6 +114,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """write a static HTML report of a run, or a comparison page of several
+
+    Write an offline HTML page about one run: PNG loss curves, the example triplets per
+    epoch, test metrics and the effective config. With several runs, a comparison page (best
+    epochs, overlaid curves, config differences, latest examples) linking a single-run
+    report of each.
+    """
     from nectargan.review.compare import read_experiments
 
     _check_options(args)

@@ -17,13 +17,7 @@ DEFAULT_HOST = "127.0.0.1"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "toolbox",
-        cmd_toolbox,
-        help="the browser workbench: start, watch, stop, resume and queue training runs",
-        description="Serve the NectarGAN Toolbox on this machine; open the printed URL.",
-    )
+    p = add_command(subparsers, "toolbox", cmd_toolbox)
     add_options(p)
 
 
@@ -56,6 +50,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_toolbox(args: argparse.Namespace) -> int:
+    """the browser workbench: start, watch, stop, resume and queue training runs
+
+    Serve the NectarGAN Toolbox on this machine; open the printed URL.
+    """
     from nectargan.toolbox.context import ToolboxOptions
     from nectargan.toolbox.paths import resolve_roots
     from nectargan.toolbox.serve import ToolboxError, serve

@@ -169,6 +169,11 @@ def launch_distributed(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """train a pix2pix model (progress bar, live dashboard, checkpoints)
+
+    Train pix2pix. Without --dataroot (or dataloader.dataroot), the built-in synthetic
+    dataset is generated once and used.
+    """
     from contextlib import nullcontext
 
     from nectargan.trainers.signals import handling_signals
@@ -282,6 +287,7 @@ def _print_resume_hint(trainer: Any) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    """run a trained generator on the test split: output triplets and L1/PSNR/SSIM"""
     from nectargan.trainers.evaluate import evaluate_experiment
 
     if args.max_images is not None and args.max_images < 1:
@@ -307,7 +313,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Synthetic data, a dashboard, a short training, then the test-split summary."""
+    """synthetic data + live dashboard + a few minutes of training + test summary
+
+    Generates the synthetic dataset, starts a loopback Visdom server if none answers, trains
+    a small pix2pix model with the live dashboard, then evaluates it on the test split
+    against the untrained generator.
+    """
     from nectargan.trainers import Pix2pixTrainer
     from nectargan.trainers.evaluate import eval_dataset, evaluate_experiment, untrained_baseline
 
@@ -365,14 +376,7 @@ def _add_common_train_options(p: argparse.ArgumentParser, default_config: str) -
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "train",
-        cmd_train,
-        help="train a pix2pix model (progress bar, live dashboard, checkpoints)",
-        description="Train pix2pix. Without --dataroot (or dataloader.dataroot), the built-in "
-        "synthetic dataset is generated once and used.",
-    )
+    p = add_command(sub, "train", cmd_train)
     _add_common_train_options(p, "packaged defaults")
     p.add_argument("--resume", metavar="DIR", help="continue the training in experiment DIR")
     p.add_argument(
@@ -395,12 +399,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_test(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "test",
-        cmd_test,
-        help="run a trained generator on the test split: output triplets and L1/PSNR/SSIM",
-    )
+    p = add_command(sub, "test", cmd_test)
     p.add_argument("--experiment", required=True, metavar="DIR", help="experiment directory")
     add_epoch_option(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -432,15 +431,7 @@ def _add_test(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "demo",
-        cmd_demo,
-        help="synthetic data + live dashboard + a few minutes of training + test summary",
-        description="Generates the synthetic dataset, starts a loopback Visdom server if none "
-        "answers, trains a small pix2pix model with the live dashboard, then evaluates it on "
-        "the test split against the untrained generator.",
-    )
+    p = add_command(sub, "demo", cmd_demo)
     _add_common_train_options(p, "demo")
 
 

@@ -23,21 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         _add_server_options(add_command(sub, name, func, help=helptext))
 
-    p = add_command(sub, "stop", cmd_stop, help="stop the background server started on a port")
+    p = add_command(sub, "stop", cmd_stop)
     p.add_argument("--port", type=int, default=server.DEFAULT_PORT)
 
-    p = add_command(
-        sub, "status", cmd_status, help="is a server running? pid, port, url, env dir, assets"
-    )
+    p = add_command(sub, "status", cmd_status)
     p.add_argument("--port", type=int, default=server.DEFAULT_PORT)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = add_command(
-        sub,
-        "install-assets",
-        cmd_install_assets,
-        help="fetch the dashboard's web assets from the npm registry",
-    )
+    p = add_command(sub, "install-assets", cmd_install_assets)
     p.add_argument("--force", action="store_true", help="re-fetch even when everything is present")
 
 
@@ -130,6 +123,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    """stop the background server started on a port"""
     if server.stop(args.port):
         print(f"Visdom server on port {args.port} stopped")
         return 0
@@ -145,6 +139,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """is a server running? pid, port, url, env dir, assets"""
     st = server.status(args.port)
     if args.json:
         print(json.dumps(asdict(st), indent=2))
@@ -165,5 +160,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_install_assets(args: argparse.Namespace) -> int:
+    """fetch the dashboard's web assets from the npm registry"""
     install_assets(force=args.force)
     return 0
