@@ -58,9 +58,9 @@ class ColumnWarmer:
 
 def main(folders: Sequence[str]) -> int:
     """Write the missing column files of each experiment folder; how many were written."""
+    os.nice(NICENESS)  # first, and itself: preexec_fn is unsafe in the Toolbox's threads
     from nectargan.losses.loss_log import write_missing_columns
 
-    os.nice(NICENESS)  # itself, not via preexec_fn (unsafe in the Toolbox's threads)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds: temp files removed
     written = 0
     for folder in folders:
