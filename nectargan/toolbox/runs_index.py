@@ -6,10 +6,10 @@ summary is rebuilt only when one of the few files it comes from changed
 loss logs are never read here. A running run's ``train.log`` grows every
 second, which moves only its last activity: that is updated without reading
 anything. A run that is not running is looked at through :data:`SENTINELS`
-alone (4 ``stat`` calls, not 10) on most refreshes: nothing writes its other
-files without first taking its lock (which writes the pid into the lock file)
-or renaming a file into its folder; every ``FULL_CHECK_EVERY``-th refresh
-still looks at all of them (a file edited by hand in place). The status comes from the run's own record
+alone (2 ``stat`` calls, not 10) on most refreshes: nothing writes its files
+without first taking its lock (which writes the pid into the lock file) or
+renaming a file into its folder; every ``FULL_CHECK_EVERY``-th refresh still
+looks at all of them (a file edited in place or deleted by hand). The status comes from the run's own record
 (:func:`nectargan.runs.status.read_status`); a run made before records existed
 gets a guess from its files, and says that it is one.
 """
@@ -49,7 +49,7 @@ WATCHED = (
     layout.TRAIN_LOG,  # last: it moves only the last activity (see _same_content)
 )
 # what any change to a run that is not running moves first (see the module's docstring)
-SENTINELS = (".", layout.LOCK_FILE, layout.EXAMPLES_DIR, layout.CHECKPOINT_DIR)
+SENTINELS = (".", layout.LOCK_FILE)
 SENTINEL_AT = tuple(WATCHED.index(name) for name in SENTINELS)
 FULL_CHECK_EVERY = 10
 MARKERS = (layout.CONFIG_FILE, layout.RUN_STATUS_FILE, layout.LOSS_LOG_INDEX, layout.CHECKPOINT_DIR)
