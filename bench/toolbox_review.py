@@ -18,7 +18,9 @@ D_real, D_fake; 4M records in ten segments), then measures
 
 The trainer writes each segment's column file, so the first visit reads those.
 Target: <= 1 s to a drawn page. Run:
-``PYTHONPATH=. .venv/bin/python bench/toolbox_review.py [--rounds N] [--steps N]``.
+``PYTHONPATH=. .venv/bin/python bench/toolbox_review.py [--rounds N] [--steps N]``;
+``--run-page``: only the Toolbox's Run page of that run (``RunWatch``'s first payload in a
+fresh process, its RSS), with column files and without.
 """
 
 from __future__ import annotations
@@ -158,6 +160,59 @@ def time_browser(
     return walls, drawn, document
 
 
+RUN_PAGE_PROBE = """
+import json, resource, sys, time
+from pathlib import Path
+from nectargan.toolbox.run_watch import RunWatch
+start = time.perf_counter()
+watch = RunWatch(Path(sys.argv[1]))  # kept: its curves are what the Toolbox holds
+payload = json.dumps(watch.read())
+seconds = time.perf_counter() - start
+rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps([seconds, rss, peak, len(payload)]))
+"""
+
+
+def time_run_page(folder: Path, rounds: int) -> list[tuple[float, int, int, int]]:
+    """The Run page's first payload in a fresh process (as a Toolbox just started opens it):
+    seconds, RSS and peak RSS after it, payload bytes; once per round."""
+    import json
+    import subprocess
+
+    out = []
+    for _ in range(rounds):
+        probe = [sys.executable, "-c", RUN_PAGE_PROBE, str(folder)]
+        answer = subprocess.run(probe, capture_output=True, text=True, check=True)
+        out.append(tuple(json.loads(answer.stdout.splitlines()[-1])))
+    return out
+
+
+def show_run_page(what: str, figures: list[tuple[float, int, int, int]]) -> None:
+    seconds = [f[0] for f in figures]
+    print(
+        f"Run page, first payload ({what}): median {statistics.median(seconds):.3f} s "
+        f"(min {min(seconds):.3f}, max {max(seconds):.3f}); RSS after "
+        f"{figures[-1][1] / 2**20:.0f} MB, peak {figures[-1][2] / 2**20:.0f} MB; "
+        f"payload {figures[-1][3] / 1e3:.0f} kB"
+    )
+
+
+def run_page_only(steps: int, rounds: int) -> None:
+    """``--run-page``: the Run page's first payload, with column files and without."""
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name) / "long"
+        write_run(folder, steps)
+        with_columns = time_run_page(folder, rounds)
+        for path in (folder / "loss_log").glob("*" + loss_columns.SUFFIX):
+            path.unlink()
+        without = time_run_page(folder, 1)
+    print(f"Machine: {cpu_model()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"loss log: {steps:,} steps x {len(LOSSES)} losses; rounds: {rounds}")
+    show_run_page("column files", with_columns)
+    show_run_page("no column files: the first parses the JSON", without)
+
+
 NAVIGATION_RESPONSE_END = "performance.getEntriesByType('navigation')[0].responseEnd"
 
 
@@ -165,8 +220,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--run-page", action="store_true", help="only the Run page's figures")
     args = parser.parse_args()
     assert TOKEN
+    if args.run_page:
+        run_page_only(args.steps, args.rounds)
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "root" / "output").mkdir(parents=True)

@@ -269,6 +269,14 @@ def read_log_arrays(experiment_dir: str | Path, *, cache: bool = True) -> LogFil
     return _read_log(experiment_dir, partial(_segment_arrays, cache=cache))
 
 
+def read_segment_arrays(path: Path, *, cache: bool = True) -> SegmentArrays | None:
+    """One segment as :func:`read_log_arrays` reads it (its column file when current, else
+    its JSON); None when it cannot be read. For a reader that follows a log segment by
+    segment (the Toolbox's Run page), not one that reads it whole."""
+    match = layout.SEGMENT_RE.match(path.name)
+    return _segment_arrays(int(match.group(1)) if match else 0, path, [], cache)
+
+
 def _segment_arrays(
     number: int, path: Path, problems: list[str], cache: bool
 ) -> SegmentArrays | None:

@@ -16,19 +16,19 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nectargan import experiment_layout as layout
+from nectargan.losses.loss_log import read_segment_arrays
 from nectargan.runs import records
 from nectargan.runs.files import epochs_from_files, stat_signatures, total_epochs
 from nectargan.runs.status import lock_is_held, read_status
+from nectargan.toolbox.loss_curves import LossCurve
 from nectargan.utils.durations import format_duration
 
 LOG_TAIL_LINES = 40
 LOG_FIRST_READ_BYTES = 64 * 1024  # a long log is entered near its end, never read whole
-CHART_POINTS = 400  # per loss: bucket means, as the dashboard draws long logs
 PROGRESS_RE = re.compile(
     r"epoch (\d+)/(\d+) \[[#.]*\] (\d+)/(\d+) ([\d.]+) it/s ETA (\S+)(?: \| (.*))?$"
 )
@@ -55,28 +55,6 @@ def stat_signature(path: Path) -> Signature:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-@dataclass
-class LossCurve:
-    """One loss's weighted values in step order (what the dashboard graphs)."""
-
-    tags: list[str]
-    steps: list[int] = field(default_factory=list)
-    values: list[float | None] = field(default_factory=list)
-
-    def chart(self, points: int = CHART_POINTS) -> dict[str, list]:
-        """At most ``points`` (step, mean) pairs: bucket means keep a 1M-step log drawable."""
-        n = len(self.steps)
-        if n <= points:
-            return {"x": list(self.steps), "y": list(self.values)}
-        xs, ys = [], []
-        for b in range(points):
-            lo, hi = b * n // points, (b + 1) * n // points
-            finite = [v for v in self.values[lo:hi] if v is not None]
-            xs.append(self.steps[(lo + hi - 1) // 2])
-            ys.append(sum(finite) / len(finite) if finite else None)
-        return {"x": xs, "y": ys}
 
 
 class LogTail:
@@ -216,22 +194,17 @@ class RunWatch:
             self._curves_version += 1
 
     def _add_segment(self, path: Path, index: dict[str, Any]) -> None:
-        data = _read_json(path)
-        losses = data.get("losses") if isinstance(data, dict) else None
-        if not isinstance(losses, dict):
-            return  # torn by a crash: skipped, as the review's reader does
-        meta = index.get("losses") if isinstance(index, dict) else {}
-        for loss, cols in losses.items():
-            try:
-                steps, raw, weight = cols["step"], cols["raw"], cols["weight"]
-            except (KeyError, TypeError):
-                continue
-            curve = self.curves.setdefault(loss, LossCurve(_tags(loss, (meta or {}).get(loss))))
-            curve.steps.extend(int(s) for s in steps)
-            curve.values.extend(
-                None if r is None or w is None else float(r) * float(w)
-                for r, w in zip(raw, weight, strict=False)
-            )
+        """One segment's losses, read as the Review page reads them: from its column file
+        when that is current, else its JSON (a torn one is skipped, a bad loss left out).
+        A missing column file is not written from here: that would change the folder this
+        watch follows (the Toolbox's column warmer writes them, in the background)."""
+        segment = read_segment_arrays(path, cache=False)
+        if segment is None:
+            return
+        meta = (index.get("losses") if isinstance(index, dict) else None) or {}
+        for loss, cols in segment.losses.items():
+            curve = self.curves.setdefault(loss, LossCurve(_tags(loss, meta.get(loss))))
+            curve.extend(cols["step"], cols["raw"] * cols["weight"])
 
     # -- what the page shows ------------------------------------------------------------
 
