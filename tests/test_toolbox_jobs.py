@@ -8,6 +8,7 @@ stopped process is alive, so the test decides when it may go on), never by sleep
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -244,3 +245,32 @@ def test_a_restarted_toolbox_loses_no_job(tmp_path, tiny_onnx, dataroot):
     finally:
         for pid in pids:
             kill_session(pid)
+
+
+def test_a_stopping_toolbox_names_the_page_jobs_it_leaves_running(tmp_path):
+    """Read from the records (pages not opened in this Toolbox count): alive with its own
+    start time is running; a reused pid or an ended job is not named."""
+    from nectargan.toolbox.children import process_start_time
+    from nectargan.toolbox.context import ToolboxOptions
+    from nectargan.toolbox.serve import tell_running_jobs
+
+    me, start = os.getpid(), process_start_time(os.getpid())
+    for job_id, state, proc_start in (
+        ("0123456789ab", "running", start),
+        ("0123456789ac", "running", "1"),
+        ("0123456789ad", "done", start),
+    ):
+        folder = tmp_path / "state" / "jobs" / job_id
+        folder.mkdir(parents=True)
+        record = {"id": job_id, "page": "utilities", "kind": "export", "label": job_id}
+        record.update(args=[], started=1.0, state=state, pid=me, proc_start=proc_start)
+        (folder / "job.json").write_text(json.dumps(record))
+    out = io.StringIO()
+    tell_running_jobs(ToolboxOptions(roots=[tmp_path], state_dir=tmp_path / "state"), out)
+    said = out.getvalue()
+    assert f"still running: export pid {me} (0123456789ab)" in said
+    assert "0123456789ac" not in said and "0123456789ad" not in said
+    assert f"--state-dir {tmp_path / 'state'}" in said and "Utilities" in said
+    out = io.StringIO()
+    tell_running_jobs(ToolboxOptions(roots=[tmp_path], state_dir=tmp_path / "empty"), out)
+    assert out.getvalue() == ""

@@ -270,19 +270,8 @@ class ChildJobs:
 
     def _load(self) -> None:
         """This page's jobs from their records (a folder without a readable one is skipped)."""
-        try:
-            folders = [p for p in self.base.iterdir() if is_job_folder(p)]
-        except OSError:
-            return
-        names = {f.name for f in fields(ChildJob)} - {"folder"}
-        for folder in folders:
-            data = read_json_object(folder / RECORD)
-            try:
-                job = ChildJob(**{k: v for k, v in (data or {}).items() if k in names})
-            except TypeError:  # not a record of ours (a missing field)
-                continue
-            if job.page == self.page and job.id == folder.name:
-                job.folder = folder
+        for job in read_records(self.base):
+            if job.page == self.page:
                 self._jobs[job.id] = job
 
     def _remove_uploads(self, job: ChildJob) -> None:
@@ -308,6 +297,34 @@ class ChildJobs:
 
     def _batches_in_use(self) -> set[str]:
         return {str(j.meta["batch"]) for j in self._jobs.values() if j.meta.get("batch")}
+
+
+def read_records(base: Path) -> list[ChildJob]:
+    """Every page's jobs from the records under ``base`` (unreadable ones skipped)."""
+    try:
+        folders = [p for p in base.iterdir() if is_job_folder(p)]
+    except OSError:
+        return []
+    names = {f.name for f in fields(ChildJob)} - {"folder"}
+    out = []
+    for folder in folders:
+        data = read_json_object(folder / RECORD)
+        try:
+            job = ChildJob(**{k: v for k, v in (data or {}).items() if k in names})
+        except TypeError:  # not a record of ours (a missing field)
+            continue
+        if job.id == folder.name:
+            job.folder = folder
+            out.append(job)
+    return out
+
+
+def running_jobs(state_dir: Path) -> list[ChildJob]:
+    """The page jobs whose command still runs (oldest first): what a stopping Toolbox leaves
+    going. Read from the records, so pages never opened in this Toolbox count too."""
+    jobs = read_records(state_dir / JOBS_DIR)
+    live = [j for j in jobs if j.state == RUNNING and process_alive(j.pid, j.proc_start)]
+    return sorted(live, key=lambda j: j.started)
 
 
 def is_job_folder(path: Path) -> bool:

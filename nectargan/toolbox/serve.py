@@ -138,4 +138,21 @@ def serve(options: ToolboxOptions, open_browser: bool = False, out: TextIO = sys
         print(f"  still training: pid {launch.pid} ({where})", file=out)
     if live:
         print("Those runs keep going; a new Toolbox shows them and can stop them.", file=out)
+    tell_running_jobs(options, out)
     return 0
+
+
+def tell_running_jobs(options: ToolboxOptions, out: TextIO) -> None:
+    """Name the page jobs (test, infer, export) left running: each is a command of its own
+    that goes on to its end, and a new Toolbox on the same state folder lists it again."""
+    from nectargan.toolbox.child_jobs import running_jobs
+
+    jobs = running_jobs(options.state_dir)
+    for job in jobs:
+        print(f"  still running: {job.kind} pid {job.pid} ({job.label}); log {job.log}", file=out)
+    if jobs:
+        print(
+            f"Those jobs keep going; a new Toolbox with --state-dir {options.state_dir} lists them "
+            "on its Testing and Utilities pages and can stop them.",
+            file=out,
+        )
