@@ -309,8 +309,7 @@ class Pix2pixTrainer(UpstreamPix2pixAPI, Trainer):
 
     def on_epoch_end(self, **kwargs: Any) -> None:
         """Advance the LR schedules, then save (checkpoint, examples, loss log) as due."""
-        self.sched_G.step()
-        self.sched_D.step()
+        self.update_schedulers()  # both or neither, even under a signal
         self.flush_loss_log()
         save = self.config.save
         last = self.epochs_completed == self.total_epochs
@@ -329,6 +328,13 @@ class Pix2pixTrainer(UpstreamPix2pixAPI, Trainer):
         where = (self.experiment_dir or Path()) / EXAMPLES_DIR
         if _due(n, save.example_save_rate) and not (where / layout.example_name(n, 0)).is_file():
             self.write_health.attempt("examples", where, self.save_examples)
+
+    def settle_schedules(self) -> None:
+        """Each LR schedule, and its optimizer's lr, at ``epochs_completed``: the lr is a pure
+        function of the epochs done, so a stop between the epoch's last batch and its LR
+        steps (or between G's and D's) cannot leave a stale lr in memory or in a checkpoint."""
+        for sched in (self.sched_G, self.sched_D):
+            sched.load_state_dict({"last_epoch": self.epochs_completed})
 
     def learning_rates(self) -> dict[str, float]:
         return {"G": self.sched_G.get_last_lr()[0], "D": self.sched_D.get_last_lr()[0]}
@@ -388,9 +394,7 @@ class Pix2pixTrainer(UpstreamPix2pixAPI, Trainer):
         ):
             _load_net(key, nets[key], model, opt, sched, scaler, self.resume_path)
         self.progress.restore(int(state["epoch"]), int(state["global_step"]))
-        for sched in (self.sched_G, self.sched_D):
-            if sched.last_epoch != self.epochs_completed:  # e.g. Ctrl-C before the LR step
-                sched.load_state_dict({"last_epoch": self.epochs_completed})
+        self.settle_schedules()  # a checkpoint an older version wrote in the LR-step window
         if "rng" in state:
             _restore_rng(state["rng"], self.device)
 

@@ -168,12 +168,17 @@ class Saving:
             if self.record is not None:
                 self.record.stopped(exc, self.epochs_completed)
 
+    def settle_schedules(self) -> None:
+        """Subclasses: put their LR schedules at ``epochs_completed`` (a stop may have come
+        between an epoch's last batch and its LR steps); called before ``interrupted.pt``."""
+
     def _save_state_on_the_way_out(self, exc: BaseException) -> None:
         done = f"{self.epochs_completed} epoch(s) completed"
         if self.progress.mid_epoch and self.progress.batches_done:
             done += f", {self.progress.batches_done} batch(es) of epoch {self.current_epoch + 1}"
         self.log(f"training {stop_reason(exc)} ({done}); saving state")
         for what, action in (
+            ("set the LR schedules", self.settle_schedules),  # before the checkpoint
             ("flush the loss log", self.flush_loss_log),
             ("write a checkpoint", lambda: self.save_checkpoint(interrupted=True)),
         ):

@@ -31,6 +31,7 @@ from nectargan.trainers import checkpoint as ckpt
 from nectargan.trainers.data import dataroot_for, make_dataset, make_loader
 from nectargan.trainers.precision import eval_mode
 from nectargan.trainers.resume.choose import find_checkpoint
+from nectargan.trainers.signals import protect
 from nectargan.trainers.triplet_files import save_triplet
 from nectargan.utils.atomic import atomic_writer
 
@@ -251,9 +252,11 @@ class UpstreamPix2pixAPI:
         return tuple(values.get(name, zero) for name in STRUCTURE_LOSSES)
 
     def update_schedulers(self) -> None:
-        """Advance both LR schedules one epoch (ours do it in ``on_epoch_end``)."""
-        self.sched_G.step()
-        self.sched_D.step()
+        """Advance both LR schedules one epoch (``on_epoch_end`` calls this); a signal waits
+        for both, so a stop never leaves G's schedule an epoch ahead of D's."""
+        with protect("stepping the learning-rate schedules"):
+            self.sched_G.step()
+            self.sched_D.step()
 
     @property
     def extend_loss_spec(self) -> bool:
