@@ -98,15 +98,18 @@ def status_path(experiment_dir: str | Path) -> Path:
     return Path(experiment_dir) / STATUS_FILE
 
 
-def read_status(experiment_dir: str | Path) -> RunStatus | None:
+def read_status(experiment_dir: str | Path, held: bool | None = None) -> RunStatus | None:
     """The run's record, or None when it has none (a run made before records existed,
     or a folder that is no run). A record that says ``running`` while no process holds
-    the experiment's lock reads as ``crashed``."""
+    the experiment's lock reads as ``crashed``. ``held``: the lock's state when the
+    caller has just looked (each look reads ``/proc/locks``, a few ms on a busy box)."""
     raw = _load(status_path(experiment_dir))
     if raw is None:
         return None
     status = _parse(raw)
-    if status.state == RUNNING and not lock_is_held(experiment_dir):
+    if held is None and status.state == RUNNING:
+        held = lock_is_held(experiment_dir)
+    if status.state == RUNNING and not held:
         status.state = CRASHED
         status.reason = (
             f"process {status.pid} ended without recording why (killed, or its machine was lost)"

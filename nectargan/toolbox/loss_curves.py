@@ -55,16 +55,14 @@ class LossCurve:
     def chart(self, points: int = CHART_POINTS) -> dict[str, list]:
         """At most ``points`` (step, mean) pairs: bucket ``b`` holds records
         ``b*n//points`` up to the next, drawn at its middle record's step with the mean of
-        its values (None when it has none). Each mean is summed in record order, as
-        Python's ``sum`` of a list does, so the chart is the one the lists drew."""
+        its values (None when it has none): the chart the lists drew, to float rounding."""
         n = self.records
         values = self._values()
         if n <= points:
             return {"x": self._steps_at(range(n)), "y": [_number(v) for v in values.tolist()]}
         edges = [b * n // points for b in range(points + 1)]
         middles = [(lo + hi - 1) // 2 for lo, hi in zip(edges, edges[1:], strict=False)]
-        means = [_mean(values[lo:hi]) for lo, hi in zip(edges, edges[1:], strict=False)]
-        return {"x": self._steps_at(middles), "y": means}
+        return {"x": self._steps_at(middles), "y": _bucket_means(values, edges[:-1])}
 
     def _values(self) -> Any:
         import numpy as np
@@ -85,13 +83,18 @@ class LossCurve:
         return out
 
 
-def _mean(values: Any) -> float | None:
+def _bucket_means(values: Any, starts: list[int]) -> list[float | None]:
+    """The mean of each bucket's present (not NaN) values, None for a bucket with none:
+    one ``reduceat`` over the whole array (``starts`` strictly increasing), not a numpy
+    call per bucket, which cost the Run page ~25 ms a look at 400 buckets x 4 losses."""
     import numpy as np
 
-    present = values[~np.isnan(values)]
-    if not len(present):
-        return None
-    return float(np.cumsum(present)[-1]) / len(present)  # cumsum: one add after another
+    present = ~np.isnan(values)
+    sums = np.add.reduceat(np.where(present, values, 0.0), starts)
+    counts = np.add.reduceat(present.astype(np.int64), starts)
+    return [
+        float(s) / c if c else None for s, c in zip(sums.tolist(), counts.tolist(), strict=True)
+    ]
 
 
 def _number(value: float) -> float | None:

@@ -212,7 +212,7 @@ class RunWatch:
         sig, held, folder = self._sig, self._sig("held"), self.folder
         config = self._part("config", sig("."), lambda: _read_config(folder))  # folder: new files
         status_key = (sig(layout.RUN_STATUS_FILE), held)
-        status = self._part("status", status_key, lambda: read_status(folder))
+        status = self._part("status", status_key, lambda: read_status(folder, held))
         val_key, stats_key = sig(layout.VAL_METRICS_FILE), sig(layout.EPOCH_STATS_FILE)
         val_rows = self._part("val", val_key, lambda: records.read_val_metrics(folder))
         stats = self._part("stats", stats_key, lambda: records.read_epoch_stats(folder))
