@@ -123,3 +123,12 @@ class ToolboxProcess:
             self.proc.wait(timeout=30)
         self.client.close()
         return self.log.read_text()
+
+
+def toolbox_page(browser, box, size: tuple[int, int] = (1280, 900)) -> tuple[object, list[str]]:
+    """A new browser page and the list it fills with every request that leaves the
+    Toolbox's origin (the Toolbox must load nothing from elsewhere)."""
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    foreign: list[str] = []
+    page.on("request", lambda r: r.url.startswith(box.base) or foreign.append(r.url))
+    return page, foreign

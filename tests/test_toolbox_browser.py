@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _toolbox import ToolboxProcess, make_root
+from _toolbox import ToolboxProcess, make_root, toolbox_page
 
 from nectargan.runs import records
 
@@ -88,9 +88,7 @@ def toolbox(tmp_path, dataroot):
 def test_new_run_start_watch_stop_resume_in_a_browser(toolbox, browser, dataroot, tmp_path):
     box, root = toolbox
     shots = Shots(tmp_path)
-    page = browser.new_page(viewport={"width": WIDE[0], "height": WIDE[1]})
-    foreign: list[str] = []
-    page.on("request", lambda r: r.url.startswith(box.base) or foreign.append(r.url))
+    page, foreign = toolbox_page(browser, box, WIDE)
     page.on("dialog", lambda d: d.accept())  # Stop asks for confirmation
     page.goto(f"{box.base}/new?token={box.token}")
     assert page.url == f"{box.base}/new"  # the token became a cookie and left the URL

@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from _toolbox import ToolboxProcess, make_root
+from _toolbox import ToolboxProcess, make_root, toolbox_page
 from test_toolbox_browser import Shots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,9 +33,7 @@ def toolbox(tmp_path, tiny_experiment):
 def test_review_one_run_then_compare_two(toolbox, browser, tmp_path):
     box, root = toolbox
     shots = Shots(tmp_path)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    foreign: list[str] = []
-    page.on("request", lambda r: r.url.startswith(box.base) or foreign.append(r.url))
+    page, foreign = toolbox_page(browser, box)
     page.goto(f"{box.base}/review?token={box.token}")
     page.check("input[value='0/first']")
     page.click("#rv-show")

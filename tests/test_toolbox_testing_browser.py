@@ -9,7 +9,7 @@ import json
 import shutil
 
 import pytest
-from _toolbox import ToolboxProcess, make_root
+from _toolbox import ToolboxProcess, make_root, toolbox_page
 from PIL import Image
 from test_toolbox_browser import Shots
 
@@ -39,9 +39,7 @@ def captions(page) -> list[str]:
 def test_testing_page_test_sort_upload_infer(toolbox, browser, tmp_path):
     box, run = toolbox
     shots = Shots(tmp_path)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    foreign: list[str] = []
-    page.on("request", lambda r: r.url.startswith(box.base) or foreign.append(r.url))
+    page, foreign = toolbox_page(browser, box)
     page.goto(f"{box.base}/testing?token={box.token}")
     assert page.url == f"{box.base}/testing"
     page.wait_for_selector("#ts-epoch option[value='best']", state="attached")

@@ -11,7 +11,7 @@ import shutil
 import zipfile
 
 import pytest
-from _toolbox import ToolboxProcess, make_root
+from _toolbox import ToolboxProcess, make_root, toolbox_page
 from test_toolbox_browser import WIDE, Shots
 
 from nectargan.toolbox.utility_jobs import opset_range
@@ -38,9 +38,8 @@ def job_ended(page, box_id: str, timeout_ms: int = 240_000) -> str:
 
 def test_export_then_test_the_model_in_a_browser(toolbox, browser, dataroot, tmp_path):
     box, root = toolbox
-    page = browser.new_page(viewport={"width": WIDE[0], "height": WIDE[1]})
-    foreign, problems = [], []
-    page.on("request", lambda r: r.url.startswith(box.base) or foreign.append(r.url))
+    page, foreign = toolbox_page(browser, box, WIDE)
+    problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))  # a script error
     page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
     page.goto(f"{box.base}/utilities?token={box.token}")
